@@ -1,0 +1,135 @@
+"""The two frozen encoders and where their weights come from.
+
+- Structure: a timm DINOv3 ViT; the feature is the CLS token of `forward_features`
+  (after the final norm).
+- Semantic: a transformers `CLIPVisionModel`; the feature is `pooler_output` (the
+  post-layernorm CLS token, before the visual projection). Its input is the same
+  normalised square, bilinearly resized to the CLIP model's native size.
+
+Both load from a local folder in their library's own format (timm: `config.json` +
+`model.safetensors`; transformers: `save_pretrained` output). A Hub backbone is first
+fetched into the Hugging Face cache by `huggingface_hub.snapshot_download`, pinned to a
+revision, and then loaded from that folder, so caching, offline mode and revisions are the
+hub library's. Only safetensors weights are loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPVisionConfig, CLIPVisionModel
+
+from .config import BackboneSpec
+from .errors import WeightsFormatError, WeightsNotFoundError
+
+# Files a backbone needs from its Hub repo (the CLIP repo also holds the text tower in
+# the same file; transformers keeps only the vision weights).
+BACKBONE_FILES = ["config.json", "model.safetensors"]
+
+
+class FrozenEncoder(nn.Module):
+    """An encoder whose parameters never train and which stays in eval mode."""
+
+    library: str  # the library whose folder format and classes the encoder uses
+    feature_dim: int
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        # Frozen: dropout/norm layers of the backbone never switch to training behaviour.
+        return super().train(False)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> FrozenEncoder:
+        raise NotImplementedError
+
+    @classmethod
+    def from_spec(cls, spec: BackboneSpec, weights_root: Path) -> FrozenEncoder:
+        """Load the encoder `spec` names, from `weights_root / spec.path` or from the Hub."""
+        if spec.library != cls.library:
+            raise WeightsFormatError(
+                f"backbone {spec.name!r}: {cls.__name__} loads {cls.library} models, not {spec.library!r}"
+            )
+        if spec.path is not None:
+            return cls.from_folder(weights_root / spec.path)
+        from .hub import snapshot  # only Hub-referenced backbones need it
+
+        return cls.from_folder(
+            snapshot(spec.repo_id, revision=spec.revision, allow_patterns=BACKBONE_FILES, what=f"backbone {spec.name}")
+        )
+
+
+class StructureEncoder(FrozenEncoder):
+    """timm DINOv3 ViT: normalised [B, 3, S, S] -> CLS feature [B, D]."""
+
+    library = "timm"
+
+    def __init__(self, model: nn.Module, model_args: dict[str, Any] | None = None) -> None:
+        super().__init__(model)
+        self.model_args = dict(model_args or {})
+        self.feature_dim = int(model.num_features)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(pixels)[:, 0]
+
+    @classmethod
+    def build(cls, architecture: str, **model_args: Any) -> StructureEncoder:
+        """Randomly initialised encoder of a timm architecture (for tests and benchmarks)."""
+        return cls(timm.create_model(architecture, pretrained=False, **model_args), model_args)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> StructureEncoder:
+        """Load a timm folder (`config.json` + `model.safetensors`)."""
+        _require_files(folder, BACKBONE_FILES)
+        model_args = json.loads((folder / "config.json").read_text()).get("model_args", {})
+        model = timm.create_model(f"local-dir:{folder}", pretrained=True)
+        return cls(model, model_args)
+
+    def save(self, folder: Path) -> None:
+        """Write the timm folder format that `from_folder` and timm's `local-dir:` read."""
+        timm.models.save_for_hf(self.model, str(folder), model_args=self.model_args, safe_serialization=True)
+
+
+class SemanticEncoder(FrozenEncoder):
+    """transformers CLIP vision tower: normalised [B, 3, S, S] -> pooled feature [B, D]."""
+
+    library = "transformers"
+
+    def __init__(self, model: CLIPVisionModel) -> None:
+        super().__init__(model)
+        self.feature_dim = int(model.config.hidden_size)
+        self.image_size = int(model.config.image_size)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        size = (self.image_size, self.image_size)
+        if pixels.shape[-2:] != size:
+            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
+        return self.model(pixel_values=pixels).pooler_output
+
+    @classmethod
+    def build(cls, **config: Any) -> SemanticEncoder:
+        """Randomly initialised CLIP vision tower with the given `CLIPVisionConfig` values."""
+        return cls(CLIPVisionModel(CLIPVisionConfig(**config)))
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> SemanticEncoder:
+        """Load a transformers folder written by `save_pretrained` (or a CLIP Hub snapshot)."""
+        _require_files(folder, BACKBONE_FILES)
+        return cls(CLIPVisionModel.from_pretrained(str(folder), use_safetensors=True))
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(str(folder), safe_serialization=True)
+
+
+def _require_files(folder: Path, names: list[str]) -> None:
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise WeightsNotFoundError(f"backbone folder {folder} lacks {', '.join(missing)}")

@@ -1,0 +1,216 @@
+"""The `semantic-iqa` command: score a pair, score two folders, make a tiny test model.
+
+Errors a user can fix (bad files, options, weights) exit with status 2 and one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from . import __version__
+from .api import load_model
+from .config import GATE_MODES
+from .errors import InvalidInputError, SemanticIQAError
+from .inputs import load_padded
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
+_LISTED_NAMES = 5  # names shown in a one-line warning before "..."
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (status 2) rather than usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="semantic-iqa", description="DSS-SQA semantic image quality (0-5, higher = better).")
+    parser.add_argument("--version", action="version", version=f"semantic-iqa {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    model_options = _OneLineParser(add_help=False)
+    model_options.add_argument("--weights", help="weights folder or Hub repo id (default: the published model)")
+    model_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    model_options.add_argument("--gate", default="hard", choices=GATE_MODES, help="semantic gate mode (default hard)")
+
+    score = commands.add_parser("score", parents=[model_options], help="score one pair and print it")
+    score.add_argument("ref", help="reference image")
+    score.add_argument("dist", help="distorted image")
+    score.add_argument("--json", action="store_true", help="print score, fold_scores, fold_std, cos_sim, gated")
+    score.set_defaults(handler=_score)
+
+    score_dir = commands.add_parser(
+        "score-dir", parents=[model_options], help="score every file name present in both folders"
+    )
+    score_dir.add_argument("ref_dir", help="folder of reference images")
+    score_dir.add_argument("dist_dir", help="folder of distorted images (same file names)")
+    score_dir.add_argument("--out", required=True, help="CSV file to write, one row per pair")
+    score_dir.add_argument("--json", action="store_true", help="also write the results as JSON beside --out")
+    score_dir.add_argument("--batch-size", type=_positive_int, default=16, help="pairs per backbone pass")
+    score_dir.add_argument(
+        "--workers", type=_non_negative_int, default=min(4, os.cpu_count() or 1), help="image decoding processes"
+    )
+    score_dir.set_defaults(handler=_score_dir)
+
+    tiny = commands.add_parser("make-tiny", help="write a tiny random weights folder (real classes) for tests")
+    tiny.add_argument("dir", help="folder to write")
+    tiny.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tiny.set_defaults(handler=_make_tiny)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `semantic-iqa` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # weight-loading bars would bury the output
+    try:
+        return args.handler(args)
+    except (SemanticIQAError, OSError) as exc:  # OSError: unwritable output, disk full, ...
+        print(f"semantic-iqa: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _score(args: argparse.Namespace) -> int:
+    model = load_model(args.weights, args.device)
+    record = model.predict(args.ref, args.dist, gate=args.gate).to_records()[0]
+    print(json.dumps(record) if args.json else f"{record['score']:.4f}")
+    return 0
+
+
+def _make_tiny(args: argparse.Namespace) -> int:
+    from .testing import make_tiny
+
+    print(make_tiny(args.dir, seed=args.seed))
+    return 0
+
+
+class _PairFolder(Dataset):
+    """Decodes and resize-pads one pair per item (in DataLoader worker processes)."""
+
+    def __init__(self, ref_dir: Path, dist_dir: Path, names: list[str], size: int) -> None:
+        self.ref_dir, self.dist_dir, self.names, self.size = ref_dir, dist_dir, names, size
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> tuple[str, torch.Tensor | None, torch.Tensor | None, str | None]:
+        name = self.names[index]
+        try:
+            ref = load_padded(self.ref_dir / name, self.size)
+            dist = load_padded(self.dist_dir / name, self.size)
+        except SemanticIQAError as exc:  # reported in the pair's row; the others are still scored
+            return name, None, None, str(exc)
+        return name, ref, dist, None
+
+
+def _collate(items: list[tuple[str, Any, Any, str | None]]) -> dict[str, Any]:
+    good = [item for item in items if item[3] is None]
+    return {
+        "names": [item[0] for item in items],
+        "errors": [item[3] for item in items],
+        "ref": torch.stack([item[1] for item in good]) if good else None,
+        "dist": torch.stack([item[2] for item in good]) if good else None,
+    }
+
+
+def _score_dir(args: argparse.Namespace) -> int:
+    ref_dir, dist_dir, out = Path(args.ref_dir), Path(args.dist_dir), Path(args.out)
+    ref_names, dist_names = _image_names(ref_dir), _image_names(dist_dir)
+    names = sorted(ref_names & dist_names)
+    only_ref, only_dist = sorted(ref_names - dist_names), sorted(dist_names - ref_names)
+    for folder, lonely in ((ref_dir, only_ref), (dist_dir, only_dist)):
+        if lonely:
+            print(f"semantic-iqa: warning: {len(lonely)} file(s) only in {folder}, not scored: {_some(lonely)}",
+                  file=sys.stderr)
+    if not names:
+        raise InvalidInputError(f"no image file names in common between {ref_dir} and {dist_dir}")
+    if not out.parent.is_dir():
+        raise InvalidInputError(f"cannot write {out}: folder {out.parent} does not exist")
+
+    model = load_model(args.weights, args.device)
+    loader = DataLoader(
+        _PairFolder(ref_dir, dist_dir, names, model.config.preprocess.image_size),
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        collate_fn=_collate,
+        pin_memory=model.device.type == "cuda",
+    )
+    fold_columns = [f"fold_{k}" for k in range(model.config.num_folds)]
+    records: list[dict[str, Any]] = []
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["name", "score", "fold_std", "cos_sim", "gated", *fold_columns, "error"])
+        writer.writeheader()
+        for batch in tqdm(loader, unit="batch", desc="scoring", disable=None):
+            scored = iter([])
+            if batch["ref"] is not None:
+                with torch.inference_mode():
+                    scored = iter(model.score_padded(batch["ref"], batch["dist"], args.gate).to_records())
+            for name, error in zip(batch["names"], batch["errors"]):
+                record = {"name": name, "error": error} if error else {"name": name, **next(scored), "error": ""}
+                records.append(record)
+                writer.writerow(_csv_row(record, fold_columns))
+            handle.flush()  # rows already scored survive an interruption
+
+    if args.json:
+        document = {"weights": args.weights, "gate": args.gate, "pairs": records,
+                    "only_in_ref": only_ref, "only_in_dist": only_dist}
+        out.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    failed = [r for r in records if r["error"]]
+    scores = [r["score"] for r in records if not r["error"]]
+    if scores:
+        print(f"scored {len(scores)} pair(s), mean score {sum(scores) / len(scores):.4f} -> {out}")
+    if failed:
+        print(f"semantic-iqa: error: {len(failed)} of {len(records)} pair(s) could not be scored "
+              f"(first: {failed[0]['error']}); see the error column of {out}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _csv_row(record: dict[str, Any], fold_columns: list[str]) -> dict[str, Any]:
+    row = {key: record.get(key, "") for key in ("name", "score", "fold_std", "cos_sim", "gated", "error")}
+    row.update(zip(fold_columns, record.get("fold_scores", [""] * len(fold_columns))))
+    return row
+
+
+def _image_names(folder: Path) -> set[str]:
+    if not folder.is_dir():
+        raise InvalidInputError(f"not a folder: {folder}")
+    return {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")}
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[:_LISTED_NAMES])
+    return shown + (", ..." if len(names) > _LISTED_NAMES else "")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

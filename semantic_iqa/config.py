@@ -1,0 +1,176 @@
+"""The model's configuration as plain data, and its JSON form in a weights folder.
+
+Defaults are the reference DSS-SQA values (see docs/weights-format.md). A weights folder's
+`config.json` is `DSSSQAConfig.to_dict()` plus the list of fold files written by
+`semantic_iqa.weights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .errors import InvalidOptionError, WeightsFormatError
+
+FORMAT_NAME = "semantic-iqa/dss-sqa"
+FORMAT_VERSION = 1
+
+# CLIP's normalisation; the reference uses it for BOTH branches.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+GATE_MODES = ("hard", "soft", "off")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Where a frozen backbone comes from.
+
+    Exactly one of `repo_id` (a Hugging Face Hub repo, pinned by `revision`) or `path`
+    (a sub-folder of the weights folder) says where its weights are.
+    """
+
+    library: str  # "timm" (structure) or "transformers" (semantic)
+    name: str  # architecture or model name, for people and model cards
+    repo_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.repo_id is None) == (self.path is None):
+            raise WeightsFormatError(
+                f"backbone {self.name!r}: give exactly one of 'repo_id' or 'path' "
+                f"(got repo_id={self.repo_id!r}, path={self.path!r})"
+            )
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Resize-pad-square to `image_size`, then normalise with `mean`/`std` (both branches)."""
+
+    image_size: int = 224
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Linear -> BatchNorm -> SiLU -> Dropout -> Linear -> SiLU -> Dropout -> Linear, per fold."""
+
+    hidden_dims: tuple[int, int] = (256, 128)
+    dropout: tuple[float, float] = (0.5, 0.2)
+    num_classes: int = 6
+    norm_eps: float = 1e-5
+    norm_momentum: float = 0.1
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Semantic gate: veto pairs whose CLIP cosine says the content changed (eval mode only).
+
+    `hard`: cos < low -> logits become +hard_logit for class 0 and -hard_logit elsewhere.
+    `soft`: as hard below `low`; for low <= cos < high, class 0 gains `soft_strength * alpha`
+    and every other class loses it, alpha = (high - cos) / (high - low) clamped to [0, 1].
+    """
+
+    mode: str = "hard"
+    low: float = 0.4
+    high: float = 0.5
+    hard_logit: float = 12.0
+    soft_strength: float = 6.0
+
+    def __post_init__(self) -> None:
+        check_gate_mode(self.mode)
+        if not self.low < self.high:
+            raise InvalidOptionError(f"gate thresholds need low < high, got low={self.low}, high={self.high}")
+
+
+def check_gate_mode(mode: str) -> str:
+    """Return `mode` if it is a known gate mode, else raise `InvalidOptionError`."""
+    if mode not in GATE_MODES:
+        raise InvalidOptionError(f"unknown gate mode {mode!r}; choose one of {', '.join(GATE_MODES)}")
+    return mode
+
+
+@dataclass(frozen=True)
+class DSSSQAConfig:
+    """Everything needed to rebuild a DSS-SQA model, except tensors."""
+
+    structure: BackboneSpec
+    semantic: BackboneSpec
+    structure_dim: int = 768
+    semantic_dim: int = 1024
+    num_folds: int = 5
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fusion_dim(self) -> int:
+        """Width of the fused feature: 3 structure blocks, 3 semantic blocks, 1 cosine."""
+        return 3 * self.structure_dim + 3 * self.semantic_dim + 1
+
+    def with_gate(self, **changes: Any) -> DSSSQAConfig:
+        """A copy with some gate settings changed."""
+        return replace(self, gate=replace(self.gate, **changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, with the format name and version first."""
+        return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DSSSQAConfig:
+        """Parse a `config.json` dict; raise `WeightsFormatError` for another format or version."""
+        if raw.get("format") != FORMAT_NAME:
+            raise WeightsFormatError(
+                f"config.json is not a {FORMAT_NAME} weights config (format={raw.get('format')!r})"
+            )
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise WeightsFormatError(
+                f"config.json has format_version {raw.get('format_version')!r}; this semantic-iqa "
+                f"reads version {FORMAT_VERSION}: upgrade semantic-iqa or re-export the weights"
+            )
+        body = {k: v for k, v in raw.items() if k not in ("format", "format_version", "fold_files")}
+        try:
+            return cls(
+                structure=_build(BackboneSpec, body.pop("structure")),
+                semantic=_build(BackboneSpec, body.pop("semantic")),
+                preprocess=_build(PreprocessConfig, body.pop("preprocess", {})),
+                head=_build(HeadConfig, body.pop("head", {})),
+                gate=_build(GateConfig, body.pop("gate", {})),
+                **_known(cls, body),
+            )
+        except KeyError as exc:
+            raise WeightsFormatError(f"config.json lacks the required entry {exc}") from None
+
+
+def _known(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise WeightsFormatError(f"config.json has unknown {cls.__name__} entries: {', '.join(unknown)}")
+    return raw
+
+
+def _build(cls: type, raw: dict[str, Any]) -> Any:
+    # JSON has lists where the dataclasses have tuples.
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in _known(cls, dict(raw)).items()}
+    return cls(**values)
+
+
+REFERENCE_CONFIG = DSSSQAConfig(
+    structure=BackboneSpec(
+        library="timm",
+        name="vit_base_patch16_dinov3",
+        repo_id="timm/vit_base_patch16_dinov3.lvd1689m",
+        revision="main",
+    ),
+    semantic=BackboneSpec(
+        library="transformers",
+        name="clip-vit-large-patch14-336",
+        repo_id="openai/clip-vit-large-patch14-336",
+        revision="main",
+    ),
+)
+"""The reference architecture: DINOv3 ViT-B/16 (timm) + CLIP ViT-L/14-336 (transformers)."""

@@ -1,0 +1,227 @@
+"""Input validation and decoding: everything a user may pass becomes [3, S, S] pixels in [0, 1].
+
+Accepted images (alone or in a list/tuple):
+
+- a path (`str` or `os.PathLike`) to an image file;
+- a `PIL.Image.Image`;
+- a `numpy.uint8` array, HxW, HxWx1, HxWx3 or HxWx4 (or a batch NxHxWxC);
+- a `torch.uint8` tensor, CxHxW or BxCxHxW with C in {1, 3};
+- a floating-point tensor with values in [0, 1], CxHxW or BxCxHxW with C in {1, 3}.
+
+Paths, PIL images and uint8 data go through the reference PIL pipeline (palette, grey and
+RGBA images are converted to RGB as PIL's `convert("RGB")` does). Float tensors go through
+the differentiable torch pipeline. Problems are found before any model work and raised as
+`InvalidInputError` subclasses naming the offending image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageLoadError, ImageNotFoundError, InvalidInputError
+from .preprocess import pil_to_tensor, resize_pad_pil, resize_pad_tensor
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+Images = Union[ImageLike, Sequence[ImageLike]]
+
+# Modes that `convert("RGB")` maps faithfully. 32-bit integer, 16-bit and float modes
+# would be clipped to 8 bits without warning, so they are refused.
+SUPPORTED_PIL_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"})
+
+
+def as_image_list(images: Images, role: str = "image") -> tuple[list[ImageLike], bool]:
+    """Validate `images` and split them into one entry per image.
+
+    Args:
+        images: one image or a list/tuple of images (see the module docstring).
+        role: word used in error messages, e.g. "ref" or "dist".
+
+    Returns:
+        (items, single): the images one by one (batches split into views), and whether the
+        caller passed a single image rather than a batch or a list.
+    """
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise InvalidInputError(f"{role}: the list of images is empty")
+        items: list[ImageLike] = []
+        for index, image in enumerate(images):
+            if isinstance(image, (list, tuple)):
+                raise InvalidInputError(f"{role}[{index}]: nested lists are not accepted; pass one flat list")
+            split, _ = _split_one(image, f"{role}[{index}]")
+            items.extend(split)
+        return items, False
+    return _split_one(images, role)
+
+
+def as_float_batch(images: torch.Tensor, role: str = "image") -> torch.Tensor:
+    """Validate a float tensor [B, C, H, W] or [C, H, W] in [0, 1]; return it as [B, C, H, W]."""
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise InvalidInputError(
+            f"{role}: this call takes float tensors in [0, 1] (it keeps gradients); "
+            "use predict() or semantic_iqa.score() for paths, PIL images and uint8 data"
+        )
+    _check_tensor(images, role)
+    return images if images.dim() == 4 else images.unsqueeze(0)
+
+
+def is_single_image(images: Images) -> bool:
+    """True for one image (not a list or tuple, not a 4-D batch): such calls get scalar results."""
+    if isinstance(images, (list, tuple)):
+        return False
+    if isinstance(images, (torch.Tensor, np.ndarray)):
+        return images.ndim != 4
+    return True
+
+
+def check_same_length(ref: Sequence[object], dist: Sequence[object]) -> None:
+    """Raise `InvalidInputError` unless there are as many reference as distorted images."""
+    if len(ref) != len(dist):
+        raise InvalidInputError(
+            f"got {len(ref)} reference image(s) but {len(dist)} distorted image(s); pass one of each per pair"
+        )
+
+
+def load_padded(item: ImageLike, size: int) -> torch.Tensor:
+    """One validated image -> resize-padded [3, size, size] float tensor in [0, 1].
+
+    Float tensors keep their dtype, device and gradients; everything else goes through PIL
+    and comes back as float32 on the CPU.
+    """
+    if isinstance(item, torch.Tensor) and item.is_floating_point():
+        return resize_pad_tensor(_to_three_channels(item).unsqueeze(0), size)[0]
+    return pil_to_tensor(resize_pad_pil(to_rgb_pil(item), size))
+
+
+def to_rgb_pil(item: ImageLike) -> Image.Image:
+    """Decode a path, PIL image or uint8 array/tensor to an RGB PIL image."""
+    if isinstance(item, (str, os.PathLike)):
+        return _open(Path(item))
+    if isinstance(item, torch.Tensor):  # uint8, validated: [C, H, W]
+        item = item.detach().cpu().permute(1, 2, 0).numpy()
+    if isinstance(item, np.ndarray):
+        grey_hw1 = item.ndim == 3 and item.shape[-1] == 1
+        return Image.fromarray(np.ascontiguousarray(item[..., 0] if grey_hw1 else item)).convert("RGB")
+    return _pil_to_rgb(item, "PIL image")
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise ImageNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _pil_to_rgb(image, str(path))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageLoadError(f"cannot decode image {path}: {exc}") from None
+
+
+def _pil_to_rgb(image: Image.Image, name: str) -> Image.Image:
+    _check_pil(image, name)
+    return image.convert("RGB")
+
+
+def _check_pil(image: Image.Image, name: str) -> None:
+    if image.width == 0 or image.height == 0:
+        raise ImageLoadError(f"{name} has zero size ({image.width}x{image.height})")
+    if image.mode not in SUPPORTED_PIL_MODES:
+        raise ImageLoadError(
+            f"{name} has unsupported mode {image.mode!r} (high bit depth or float); "
+            "convert it to 8-bit RGB first, or pass a float tensor scaled to [0, 1]"
+        )
+
+
+def _split_one(image: object, name: str) -> tuple[list[ImageLike], bool]:
+    if isinstance(image, (str, os.PathLike)):
+        if not Path(image).is_file():
+            raise ImageNotFoundError(f"{name}: image file not found: {image}")
+        return [image], True
+    if isinstance(image, Image.Image):
+        _check_pil(image, name)
+        return [image], True
+    if isinstance(image, np.ndarray):
+        return _split_array(image, name)
+    if isinstance(image, torch.Tensor):
+        return _split_tensor(image, name)
+    raise InvalidInputError(
+        f"{name}: unsupported type {type(image).__name__}; pass a path, a PIL image, a uint8 "
+        "HxWxC array or a float tensor in [0, 1]"
+    )
+
+
+def _split_array(array: np.ndarray, name: str) -> tuple[list[ImageLike], bool]:
+    if array.dtype != np.uint8:
+        raise InvalidInputError(
+            f"{name}: numpy arrays must be uint8 HxWxC (got dtype {array.dtype}); for floats in [0, 1] "
+            "pass torch.from_numpy(array).permute(2, 0, 1) instead"
+        )
+    if array.ndim == 4:
+        return [a for a in _check_hwc(array, name, batched=True)], False
+    return [_check_hwc(array, name, batched=False)], True
+
+
+def _check_hwc(array: np.ndarray, name: str, batched: bool) -> np.ndarray:
+    rank_ok = array.ndim in ((4,) if batched else (2, 3))
+    channels = array.shape[-1] if array.ndim >= 3 else 1
+    if not rank_ok or channels not in (1, 3, 4):
+        raise InvalidInputError(
+            f"{name}: uint8 arrays must be HxW or HxWxC (C = 1, 3 or 4), or NxHxWxC; got shape {array.shape}"
+        )
+    height, width = array.shape[-3:-1] if array.ndim >= 3 else array.shape
+    if height == 0 or width == 0:
+        raise InvalidInputError(f"{name}: zero-size image (shape {array.shape})")
+    return array
+
+
+def _split_tensor(tensor: torch.Tensor, name: str) -> tuple[list[ImageLike], bool]:
+    _check_tensor(tensor, name)
+    if tensor.dim() == 4:
+        return list(tensor.unbind(0)), False
+    return [tensor], True
+
+
+def _check_tensor(tensor: torch.Tensor, name: str) -> None:
+    if tensor.dim() not in (3, 4):
+        raise InvalidInputError(f"{name}: tensors must be CxHxW or BxCxHxW; got {tensor.dim()}-D shape {tuple(tensor.shape)}")
+    channels, height, width = tensor.shape[-3:]
+    if channels not in (1, 3):
+        raise InvalidInputError(
+            f"{name}: tensors must have 1 or 3 channels in dimension -3 (CxHxW); got shape {tuple(tensor.shape)}"
+        )
+    if height == 0 or width == 0 or (tensor.dim() == 4 and tensor.shape[0] == 0):
+        raise InvalidInputError(f"{name}: empty or zero-size tensor (shape {tuple(tensor.shape)})")
+    if tensor.is_floating_point():
+        _check_float_values(tensor, name)
+    elif tensor.dtype != torch.uint8:
+        raise InvalidInputError(
+            f"{name}: tensor dtype {tensor.dtype} is not supported; pass floats in [0, 1] or uint8 in [0, 255]"
+        )
+
+
+def _check_float_values(tensor: torch.Tensor, name: str) -> None:
+    values = tensor.detach()
+    if not torch.isfinite(values).all():
+        raise InvalidInputError(f"{name}: tensor contains NaN or Inf values")
+    low, high = float(values.min()), float(values.max())
+    if low < 0.0 or high > 1.0:
+        raise InvalidInputError(
+            f"{name}: float tensors must hold values in [0, 1]; saw min {low:.4g}, max {high:.4g}. "
+            "If the image is in [0, 255] pass it as uint8 (accepted as such) or divide by 255; "
+            "if it is in [-1, 1] pass (x + 1) / 2"
+        )
+
+
+def _to_three_channels(images: torch.Tensor) -> torch.Tensor:
+    # A grey image becomes RGB by repeating its channel, as PIL's convert("RGB") does.
+    return images.expand(*images.shape[:-3], 3, *images.shape[-2:]) if images.shape[-3] == 1 else images
+
+
+def load_padded_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Validated float batch [B, C, H, W] in [0, 1] -> [B, 3, size, size], gradients kept."""
+    return resize_pad_tensor(_to_three_channels(images), size)

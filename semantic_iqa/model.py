@@ -1,0 +1,220 @@
+"""DSS-SQA: two frozen encoders, feature fusion, stacked fold heads, the gate, the ensemble.
+
+Data flow for a batch of B pairs (one backbone pass per image serves every fold)::
+
+    ref, dist -> resize-pad-square (224) -> normalise (CLIP mean/std)
+      -> structure encoder (DINOv3 CLS) and semantic encoder (CLIP pooled, at 336)
+      -> fusion [B, 5377] -> F fold heads [B, F, 6] -> gate (eval only)
+      -> expected class per fold [B, F] -> mean over folds [B]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .backbones import SemanticEncoder, StructureEncoder
+from .config import DSSSQAConfig, check_gate_mode
+from .devices import resolve_device
+from .errors import InvalidOptionError, WeightsFormatError
+from .fusion import fuse_features
+from .gate import apply_gate
+from .heads import FoldHeads, expected_score
+from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
+from .preprocess import normalize
+from .weights import read_config, read_fold_tensors, resolve_weights, write_weights
+
+
+@dataclass
+class DSSSQAOutput:
+    """Scores of B pairs. Higher is better everywhere; scores are in [0, 5].
+
+    Attributes:
+        score: [B] ensemble score (mean of the fold scores).
+        fold_scores: [B, F] expected class of each fold.
+        fold_std: [B] sample standard deviation of the fold scores (0 for one fold):
+            disagreement between cross-validated heads, an uncertainty estimate.
+        cos_sim: [B] cosine of the reference and distorted CLIP features, in [-1, 1].
+        gated: [B] True where the semantic gate changed the pair's logits.
+        logits: [B, F, C] class logits after the gate.
+    """
+
+    score: torch.Tensor
+    fold_scores: torch.Tensor
+    fold_std: torch.Tensor
+    cos_sim: torch.Tensor
+    gated: torch.Tensor
+    logits: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.score.shape[0]
+
+    @classmethod
+    def cat(cls, outputs: list[DSSSQAOutput]) -> DSSSQAOutput:
+        """Concatenate the outputs of consecutive batches."""
+        return cls(**{name: torch.cat([getattr(o, name) for o in outputs]) for name in asdict(outputs[0])})
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One plain dict per pair: score, fold_scores, fold_std, cos_sim, gated (floats/bools)."""
+        cpu = {name: getattr(self, name).detach().float().cpu() for name in ("score", "fold_std", "cos_sim")}
+        fold_scores = self.fold_scores.detach().float().cpu().tolist()
+        gated = self.gated.cpu().tolist()
+        return [
+            {
+                "score": float(cpu["score"][i]),
+                "fold_scores": fold_scores[i],
+                "fold_std": float(cpu["fold_std"][i]),
+                "cos_sim": float(cpu["cos_sim"][i]),
+                "gated": bool(gated[i]),
+            }
+            for i in range(len(self))
+        ]
+
+
+class DSSSQA(nn.Module):
+    """DSS-SQA full-reference semantic quality metric. Score in [0, 5], higher = better.
+
+    Build one with `DSSSQA.from_pretrained(...)`; call it on float tensors to keep gradients
+    (`model(ref, dist)`), or use `predict` for any input kind without gradients.
+    """
+
+    def __init__(
+        self,
+        config: DSSSQAConfig,
+        structure: StructureEncoder,
+        semantic: SemanticEncoder,
+        heads: FoldHeads | None = None,
+    ) -> None:
+        super().__init__()
+        if (structure.feature_dim, semantic.feature_dim) != (config.structure_dim, config.semantic_dim):
+            raise WeightsFormatError(
+                f"backbone feature sizes {structure.feature_dim}/{semantic.feature_dim} do not match the "
+                f"config's structure_dim/semantic_dim {config.structure_dim}/{config.semantic_dim}"
+            )
+        self.config = config
+        self.structure = structure
+        self.semantic = semantic
+        self.heads = heads if heads is not None else FoldHeads(config.num_folds, config.fusion_dim, config.head)
+        self.register_buffer("pixel_mean", torch.tensor(config.preprocess.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.preprocess.std).view(1, 3, 1, 1), persistent=False)
+
+    # -- weights I/O -------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        *,
+        revision: str | None = None,
+        device: str | torch.device | None = None,
+    ) -> DSSSQA:
+        """Load a weights folder (local path or Hub repo id; `None` = the published model).
+
+        The model is returned in eval mode on `device` ("auto" = CUDA if available).
+        """
+        target = resolve_device(device)
+        folder = resolve_weights(name_or_path, revision)
+        config, fold_files = read_config(folder)
+        model = cls(
+            config,
+            StructureEncoder.from_spec(config.structure, folder),
+            SemanticEncoder.from_spec(config.semantic, folder),
+        )
+        for fold, tensors in enumerate(read_fold_tensors(folder, fold_files)):
+            try:
+                model.heads.load_fold_state_dict(fold, tensors)
+            except (KeyError, ValueError) as exc:
+                raise WeightsFormatError(f"{folder / fold_files[fold]['file']}: {exc}") from None
+        return model.to(target).eval()
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write a complete weights folder that `from_pretrained` reads; returns its path."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for spec, encoder in ((self.config.structure, self.structure), (self.config.semantic, self.semantic)):
+            if spec.path is not None:
+                encoder.save(folder / spec.path)
+        write_weights(folder, self.config, [self.heads.fold_state_dict(k) for k in range(self.config.num_folds)])
+        return folder
+
+    # -- scoring -----------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def forward(self, ref: torch.Tensor, dist: torch.Tensor, gate: str | None = None) -> DSSSQAOutput:
+        """Score float images, keeping gradients.
+
+        Args:
+            ref: reference images, [B, C, H, W] (or [C, H, W]) float in [0, 1], C in {1, 3}.
+            dist: distorted images, same batch size as `ref` (sizes may differ from ref's).
+            gate: "hard", "soft" or "off"; `None` = the config's default. Ignored in training mode.
+
+        Returns:
+            `DSSSQAOutput` with [B] scores in [0, 5] (higher = better).
+        """
+        ref = as_float_batch(ref, "ref")
+        dist = as_float_batch(dist, "dist")
+        check_same_length(ref, dist)
+        size = self.config.preprocess.image_size
+        return self.score_padded(load_padded_batch(ref, size), load_padded_batch(dist, size), gate)
+
+    def score_padded(self, ref: torch.Tensor, dist: torch.Tensor, gate: str | None = None) -> DSSSQAOutput:
+        """Score images that are already resize-padded: [B, 3, S, S] in [0, 1] each."""
+        gate = check_gate_mode(self.config.gate.mode if gate is None else gate)
+        batch = ref.shape[0]
+        dtype = self.pixel_mean.dtype
+        pixels = normalize(torch.cat([ref, dist]).to(self.device, dtype), self.pixel_mean, self.pixel_std)
+        # One pass of each backbone over refs and dists together.
+        structure = self.structure(pixels)
+        semantic = self.semantic(pixels)
+        fused, cosine = fuse_features(structure[:batch], structure[batch:], semantic[:batch], semantic[batch:])
+        logits = self.heads(fused)
+        if self.training:  # the gate never applies while training
+            gated = torch.zeros(batch, dtype=torch.bool, device=logits.device)
+        else:
+            logits, gated = apply_gate(logits, cosine, gate, self.config.gate)
+        fold_scores = expected_score(logits)
+        return DSSSQAOutput(
+            score=fold_scores.mean(dim=1),
+            fold_scores=fold_scores,
+            fold_std=fold_scores.std(dim=1, correction=1 if fold_scores.shape[1] > 1 else 0),
+            cos_sim=cosine,
+            gated=gated,
+            logits=logits,
+        )
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        ref: Images,
+        dist: Images,
+        *,
+        gate: str | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+    ) -> DSSSQAOutput:
+        """Score pairs of any accepted input kind (paths, PIL, uint8 arrays, float tensors, lists).
+
+        Inputs are validated up front, then decoded and scored `batch_size` pairs at a time.
+        No gradients. Returns a `DSSSQAOutput` on the model's device.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidOptionError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_gate_mode(self.config.gate.mode if gate is None else gate)
+        ref_items, _ = as_image_list(ref, "ref")
+        dist_items, _ = as_image_list(dist, "dist")
+        check_same_length(ref_items, dist_items)
+        size = self.config.preprocess.image_size
+        outputs = []
+        for start in tqdm(range(0, len(ref_items), batch_size), disable=not progress, unit="batch"):
+            chunk = slice(start, start + batch_size)
+            ref_batch = torch.stack([load_padded(item, size).to(self.device) for item in ref_items[chunk]])
+            dist_batch = torch.stack([load_padded(item, size).to(self.device) for item in dist_items[chunk]])
+            outputs.append(self.score_padded(ref_batch, dist_batch, gate))
+        return DSSSQAOutput.cat(outputs)

@@ -1,0 +1,100 @@
+"""Randomly initialised DSS-SQA models of the real classes, for tests and benchmarks.
+
+`make_tiny(folder)` writes a complete weights folder whose backbones are a small timm
+DINOv3 ViT and a small transformers `CLIPVisionModel`, stored locally, with random heads
+and non-trivial BatchNorm statistics. Everything downstream (loading, preprocessing,
+fusion, gate, CLI) then runs for real, offline, in seconds. Its scores mean nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .backbones import SemanticEncoder, StructureEncoder
+from .config import REFERENCE_CONFIG, BackboneSpec
+from .model import DSSSQA
+
+# Architecture sizes per preset: the reference sizes, and tiny ones of the same classes.
+ARCHITECTURES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "structure": {"embed_dim": 32, "depth": 2, "num_heads": 2},
+        "semantic": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 336,
+            "patch_size": 28,
+            "projection_dim": 16,
+            # Default init makes every random image's pooled feature nearly the same
+            # (cosine ~1.0); a larger one spreads cosines so the gate has work to do.
+            "initializer_factor": 10.0,
+        },
+    },
+    "full": {
+        "structure": {},
+        "semantic": {
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "image_size": 336,
+            "patch_size": 14,
+            "projection_dim": 768,
+            "hidden_act": "quick_gelu",
+        },
+    },
+}
+
+
+def build_random_model(preset: str = "tiny", seed: int = 0, num_folds: int = 5) -> DSSSQA:
+    """A DSS-SQA model with random weights; backbones marked as stored locally.
+
+    Args:
+        preset: "tiny" (seconds on a CPU) or "full" (the reference architecture's sizes).
+        seed: seeds every random tensor; the same seed gives the same model.
+        num_folds: number of fold heads.
+    """
+    sizes = ARCHITECTURES[preset]
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        structure = StructureEncoder.build(REFERENCE_CONFIG.structure.name, **sizes["structure"])
+        semantic = SemanticEncoder.build(**sizes["semantic"])
+        config = replace(
+            REFERENCE_CONFIG,
+            structure=BackboneSpec(library="timm", name=f"{REFERENCE_CONFIG.structure.name} ({preset}, random)", path="structure"),
+            semantic=BackboneSpec(library="transformers", name=f"CLIPVisionModel ({preset}, random)", path="semantic"),
+            structure_dim=structure.feature_dim,
+            semantic_dim=semantic.feature_dim,
+            num_folds=num_folds,
+            provenance={"created_by": "semantic_iqa.testing.build_random_model", "preset": preset, "seed": seed,
+                        "note": "random weights: scores are meaningless"},
+        )
+        model = DSSSQA(config, structure, semantic)
+        _randomise_norm_statistics(model)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return model.eval()
+
+
+def make_tiny(folder: str | os.PathLike, seed: int = 0, num_folds: int = 5) -> Path:
+    """Write a tiny random weights folder (real timm/transformers classes) and return its path."""
+    return build_random_model("tiny", seed=seed, num_folds=num_folds).save_pretrained(folder)
+
+
+def _randomise_norm_statistics(model: DSSSQA) -> None:
+    # Identity BatchNorm statistics would hide a wrong eval-mode normalisation; make them
+    # differ per fold and channel.
+    heads = model.heads
+    with torch.no_grad():
+        heads.norm_running_mean.normal_(0.0, 0.2)
+        heads.norm_running_var.uniform_(0.5, 2.0)
+        heads.norm_weight.uniform_(0.5, 1.5)
+        heads.norm_bias.normal_(0.0, 0.1)
+        heads.norm_num_batches_tracked.fill_(100)
