@@ -143,6 +143,8 @@ class DSSSQAConfig:
             )
         except KeyError as exc:
             raise WeightsFormatError(f"config.json lacks the required entry {exc}") from None
+        except (TypeError, InvalidOptionError) as exc:  # missing dataclass fields, bad gate settings
+            raise WeightsFormatError(f"config.json: {exc}") from None
 
 
 def _known(cls: type, raw: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""The weights folder: round trip, contents, and a typed error for each way it can be broken."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from semantic_iqa import DSSSQA
+from semantic_iqa.config import FORMAT_NAME, FORMAT_VERSION
+from semantic_iqa.errors import WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
+from semantic_iqa.heads import FOLD_TENSORS
+from semantic_iqa.weights import resolve_weights
+
+
+@pytest.fixture
+def weights_copy(tiny_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_dir, tmp_path / "copy"))
+
+
+def edit_config(folder: Path, **changes) -> None:
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config.update(changes)
+    path.write_text(json.dumps(config))
+
+
+def test_round_trip_gives_identical_scores(tiny_model, tmp_path, photo):
+    saved = tiny_model.save_pretrained(tmp_path / "saved")
+    reloaded = DSSSQA.from_pretrained(saved, device="cpu")
+    dist = photo.rotate(30)
+    assert torch.equal(reloaded.predict(photo, dist).score, tiny_model.predict(photo, dist).score)
+
+
+def test_folder_contents(tiny_dir):
+    config = json.loads((tiny_dir / "config.json").read_text())
+    assert (config["format"], config["format_version"]) == (FORMAT_NAME, FORMAT_VERSION)
+    assert config["structure"]["path"] == "structure" and config["semantic"]["path"] == "semantic"
+    assert config["preprocess"]["image_size"] == 224 and config["gate"]["mode"] == "hard"
+    assert len(config["fold_files"]) == config["num_folds"] == 5
+    for entry in config["fold_files"]:
+        tensors = load_file(tiny_dir / entry["file"])
+        assert set(tensors) == set(FOLD_TENSORS)  # head weights and BatchNorm statistics only
+        assert len(entry["sha256"]) == 64
+    assert (tiny_dir / "structure" / "model.safetensors").is_file()
+    assert (tiny_dir / "semantic" / "model.safetensors").is_file()
+
+
+def test_missing_folder_and_missing_config(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="weights folder not found"):
+        DSSSQA.from_pretrained(tmp_path / "nowhere", device="cpu")
+    with pytest.raises(WeightsNotFoundError, match="no config.json"):
+        DSSSQA.from_pretrained(tmp_path, device="cpu")
+
+
+def test_missing_fold_file(weights_copy):
+    (weights_copy / "heads" / "fold_3.safetensors").unlink()
+    with pytest.raises(WeightsNotFoundError, match="fold_3.safetensors"):
+        DSSSQA.from_pretrained(weights_copy, device="cpu")
+
+
+def test_missing_backbone_file(weights_copy):
+    (weights_copy / "semantic" / "model.safetensors").unlink()
+    with pytest.raises(WeightsNotFoundError, match="lacks model.safetensors"):
+        DSSSQA.from_pretrained(weights_copy, device="cpu")
+
+
+def test_tampered_fold_file_names_both_hashes(weights_copy):
+    path = weights_copy / "heads" / "fold_1.safetensors"
+    tensors = load_file(path)
+    tensors["linear3.bias"] += 1
+    save_file(tensors, path)
+    with pytest.raises(WeightsIntegrityError, match=r"fold_1\.safetensors: sha256 is [0-9a-f]{64} but config\.json "
+                                                    r"records [0-9a-f]{64}.*again"):
+        DSSSQA.from_pretrained(weights_copy, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"format_version": 2}, "format_version 2"),
+        ({"format": "something-else"}, "not a semantic-iqa/dss-sqa"),
+        ({"mystery": 1}, "unknown DSSSQAConfig entries: mystery"),
+        ({"fold_files": []}, "must list 5 entries"),
+        ({"gate": {"mode": "sometimes"}}, "unknown gate mode"),
+        ({"structure": {"library": "timm", "name": "x"}}, "exactly one of 'repo_id' or 'path'"),
+        ({"structure": {"library": "timm"}}, "missing 1 required positional argument: 'name'"),
+        ({"semantic": {"library": "onnx", "name": "x", "path": "semantic"}}, "loads transformers models"),
+    ],
+)
+def test_bad_config(weights_copy, changes, message):
+    edit_config(weights_copy, **changes)
+    with pytest.raises(WeightsFormatError) as caught:
+        DSSSQA.from_pretrained(weights_copy, device="cpu")
+    assert message in str(caught.value)
+
+
+def test_config_that_is_not_json(weights_copy):
+    (weights_copy / "config.json").write_text("{not json")
+    with pytest.raises(WeightsFormatError, match="not valid JSON"):
+        DSSSQA.from_pretrained(weights_copy, device="cpu")
+
+
+def test_something_that_is_neither_folder_nor_repo_id(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="not a Hub repo id"):
+        resolve_weights("a/b/c")
+
+
+def hand_made_hub_cache(cache: Path, repo_id: str, source: Path) -> None:
+    """The Hugging Face cache layout: refs/main names a commit whose snapshot holds the files."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copytree(source, repo / "snapshots" / commit)
+
+
+def run_offline(code: str, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(cache.parent / "home")}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_hub_repo_loads_offline_from_the_hugging_face_cache(tiny_dir, tmp_path, photo):
+    cache = tmp_path / "hub"
+    hand_made_hub_cache(cache, "someone/tiny-dss-sqa", tiny_dir)
+    photo.save(tmp_path / "ref.png")
+    photo.rotate(20).save(tmp_path / "dist.png")
+    code = (
+        "import semantic_iqa, sys; "
+        f"print(semantic_iqa.score(r'{tmp_path / 'ref.png'}', r'{tmp_path / 'dist.png'}', "
+        "weights='someone/tiny-dss-sqa', device='cpu'))"
+    )
+    result = run_offline(code, cache)
+    assert result.returncode == 0, result.stderr
+    expected = DSSSQA.from_pretrained(tiny_dir, device="cpu").predict(photo, photo.rotate(20)).score.item()
+    assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(expected, abs=1e-6)
+
+    missing = run_offline("import semantic_iqa; semantic_iqa.DSSSQA.from_pretrained('someone/absent')", cache)
+    assert missing.returncode != 0
+    assert "WeightsNotFoundError" in missing.stderr and "hf download someone/absent" in missing.stderr
