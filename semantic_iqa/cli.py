@@ -133,12 +133,15 @@ def _score_dir(args: argparse.Namespace) -> int:
     ref_names, dist_names = _image_names(ref_dir), _image_names(dist_dir)
     names = sorted(ref_names & dist_names)
     only_ref, only_dist = sorted(ref_names - dist_names), sorted(dist_names - ref_names)
+    if not names:
+        raise InvalidInputError(
+            f"no image file names in common between {ref_dir} ({len(ref_names)} images) "
+            f"and {dist_dir} ({len(dist_names)} images); pairs are matched by identical file names"
+        )
     for folder, lonely in ((ref_dir, only_ref), (dist_dir, only_dist)):
         if lonely:
             print(f"semantic-iqa: warning: {len(lonely)} file(s) only in {folder}, not scored: {_some(lonely)}",
                   file=sys.stderr)
-    if not names:
-        raise InvalidInputError(f"no image file names in common between {ref_dir} and {dist_dir}")
     if not out.parent.is_dir():
         raise InvalidInputError(f"cannot write {out}: folder {out.parent} does not exist")
 

@@ -1,0 +1,118 @@
+"""The `semantic-iqa` command end to end, and its one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import ImageFilter
+
+import semantic_iqa
+from semantic_iqa.cli import main
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, photo):
+    root = tmp_path_factory.mktemp("folders")
+    ref, dist = root / "Ref", root / "Dist"
+    ref.mkdir()
+    dist.mkdir()
+    for i, radius in enumerate([0, 1, 3]):
+        photo.rotate(10 * i).save(ref / f"{i:06d}.png")
+        photo.rotate(10 * i).filter(ImageFilter.GaussianBlur(radius)).save(dist / f"{i:06d}.png")
+    photo.save(ref / "only_ref.png")
+    (dist / "notes.txt").write_text("not an image")
+    return ref, dist
+
+
+def test_installed_command_make_tiny_then_score(tmp_path, photo):
+    """The console script itself, as a user runs it."""
+    exe = shutil.which("semantic-iqa", path=str(Path(sys.executable).parent)) or "semantic-iqa"
+    made = subprocess.run([exe, "make-tiny", str(tmp_path / "tiny"), "--seed", "1"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    photo.save(tmp_path / "ref.png")
+    photo.rotate(45).save(tmp_path / "dist.png")
+    scored = subprocess.run([exe, "score", str(tmp_path / "ref.png"), str(tmp_path / "dist.png"),
+                             "--weights", str(tmp_path / "tiny"), "--device", "cpu"], capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr
+    expected = semantic_iqa.score(tmp_path / "ref.png", tmp_path / "dist.png", weights=tmp_path / "tiny", device="cpu")
+    assert float(scored.stdout) == pytest.approx(expected, abs=1e-4)
+
+
+def test_score_json(tiny_dir, folders, capsys):
+    ref, dist = folders
+    assert main(["score", str(ref / "000001.png"), str(dist / "000001.png"), "--weights", str(tiny_dir),
+                 "--device", "cpu", "--gate", "soft", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert set(record) == {"score", "fold_scores", "fold_std", "cos_sim", "gated"}
+    expected = semantic_iqa.score(ref / "000001.png", dist / "000001.png", weights=tiny_dir, device="cpu", gate="soft")
+    assert record["score"] == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_score_dir(tiny_dir, folders, tmp_path, capsys, workers):
+    ref, dist = folders
+    out = tmp_path / "results.csv"
+    status = main(["score-dir", str(ref), str(dist), "--out", str(out), "--weights", str(tiny_dir),
+                   "--device", "cpu", "--batch-size", "2", "--workers", str(workers), "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "1 file(s) only in" in captured.err and "only_ref.png" in captured.err
+    rows = list(csv.DictReader(out.open()))
+    assert [r["name"] for r in rows] == ["000000.png", "000001.png", "000002.png"]
+    for row in rows:
+        expected = semantic_iqa.score(ref / row["name"], dist / row["name"], weights=tiny_dir, device="cpu")
+        assert float(row["score"]) == pytest.approx(expected, abs=1e-5)
+        assert len([k for k in row if k.startswith("fold_") and k != "fold_std"]) == 5
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert document["only_in_ref"] == ["only_ref.png"] and len(document["pairs"]) == 3
+
+
+def test_score_dir_keeps_going_past_a_corrupt_image_and_exits_2(tiny_dir, folders, tmp_path, capsys):
+    ref, dist = folders
+    broken = tmp_path / "Dist"
+    shutil.copytree(dist, broken)
+    (broken / "000001.png").write_bytes(b"garbage")
+    out = tmp_path / "results.csv"
+    status = main(["score-dir", str(ref), str(broken), "--out", str(out), "--weights", str(tiny_dir),
+                   "--device", "cpu", "--workers", "0"])
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert status == 2 and len(err_lines) == 1 and "1 of 3 pair(s)" in err_lines[0]
+    rows = {r["name"]: r for r in csv.DictReader(out.open())}
+    assert rows["000001.png"]["score"] == "" and "cannot decode" in rows["000001.png"]["error"]
+    assert float(rows["000000.png"]["score"]) >= 0 and rows["000002.png"]["error"] == ""
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["score", "missing.png", "missing.png"], "image file not found"),
+        (["score", "{ref}", "{ref}", "--device", "quantum"], "unknown device"),
+        (["score", "{ref}", "{ref}", "--gate", "sometimes"], "invalid choice"),
+        (["score", "{ref}", "{ref}", "--weights", "{tmp}/nothing"], "weights folder not found"),
+        (["score", "{junk}", "{ref}"], "cannot decode image"),
+        (["score-dir", "{tmp}/a", "{tmp}/b", "--out", "{tmp}/o.csv"], "not a folder"),
+        (["score-dir", "{dirs}", "{tmp}", "--out", "{tmp}/o.csv"], "no image file names in common"),
+        (["score-dir", "{dirs}", "{dirs}", "--out", "{tmp}/x/o.csv"], "does not exist"),
+        (["score-dir", "{dirs}", "{dirs}", "--out", "o.csv", "--batch-size", "0"], "must be at least 1"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tiny_dir, folders, tmp_path, capsys, args, message):
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG not really")
+    values = {"ref": folders[0] / "000000.png", "tmp": tmp_path, "junk": tmp_path / "junk.png", "dirs": folders[0]}
+    argv = [a.format(**values) for a in args]
+    if argv[0] == "score" and "--weights" not in argv:
+        argv += ["--weights", str(tiny_dir)]
+    try:
+        status = main(argv)
+    except SystemExit as exit:  # argparse's own usage errors
+        status = exit.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
