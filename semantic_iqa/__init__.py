@@ -1,8 +1,8 @@
 """semantic-iqa: DSS-SQA, a full-reference semantic image-quality metric (0-5, higher = better).
 
-    >>> import semantic_iqa
-    >>> semantic_iqa.score("ref.png", "dist.png")  # doctest: +SKIP
-    3.87
+>>> import semantic_iqa
+>>> semantic_iqa.score("ref.png", "dist.png")  # doctest: +SKIP
+3.87
 """
 
 from .api import PairScore, clear_model_cache, load_model, score, score_details

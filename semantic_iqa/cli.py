@@ -140,8 +140,10 @@ def _score_dir(args: argparse.Namespace) -> int:
         )
     for folder, lonely in ((ref_dir, only_ref), (dist_dir, only_dist)):
         if lonely:
-            print(f"semantic-iqa: warning: {len(lonely)} file(s) only in {folder}, not scored: {_some(lonely)}",
-                  file=sys.stderr)
+            print(
+                f"semantic-iqa: warning: {len(lonely)} file(s) only in {folder}, not scored: {_some(lonely)}",
+                file=sys.stderr,
+            )
     if not out.parent.is_dir():
         raise InvalidInputError(f"cannot write {out}: folder {out.parent} does not exist")
 
@@ -163,30 +165,38 @@ def _score_dir(args: argparse.Namespace) -> int:
             if batch["ref"] is not None:
                 with torch.inference_mode():
                     scored = iter(model.score_padded(batch["ref"], batch["dist"], args.gate).to_records())
-            for name, error in zip(batch["names"], batch["errors"]):
+            for name, error in zip(batch["names"], batch["errors"], strict=True):
                 record = {"name": name, "error": error} if error else {"name": name, **next(scored), "error": ""}
                 records.append(record)
                 writer.writerow(_csv_row(record, fold_columns))
             handle.flush()  # rows already scored survive an interruption
 
     if args.json:
-        document = {"weights": args.weights, "gate": args.gate, "pairs": records,
-                    "only_in_ref": only_ref, "only_in_dist": only_dist}
+        document = {
+            "weights": args.weights,
+            "gate": args.gate,
+            "pairs": records,
+            "only_in_ref": only_ref,
+            "only_in_dist": only_dist,
+        }
         out.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     failed = [r for r in records if r["error"]]
     scores = [r["score"] for r in records if not r["error"]]
     if scores:
         print(f"scored {len(scores)} pair(s), mean score {sum(scores) / len(scores):.4f} -> {out}")
     if failed:
-        print(f"semantic-iqa: error: {len(failed)} of {len(records)} pair(s) could not be scored "
-              f"(first: {failed[0]['error']}); see the error column of {out}", file=sys.stderr)
+        print(
+            f"semantic-iqa: error: {len(failed)} of {len(records)} pair(s) could not be scored "
+            f"(first: {failed[0]['error']}); see the error column of {out}",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
 
 def _csv_row(record: dict[str, Any], fold_columns: list[str]) -> dict[str, Any]:
     row = {key: record.get(key, "") for key in ("name", "score", "fold_std", "cos_sim", "gated", "error")}
-    row.update(zip(fold_columns, record.get("fold_scores", [""] * len(fold_columns))))
+    row.update(zip(fold_columns, record.get("fold_scores", [""] * len(fold_columns)), strict=True))
     return row
 
 

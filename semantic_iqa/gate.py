@@ -7,7 +7,9 @@ import torch
 from .config import GateConfig, check_gate_mode
 
 
-def apply_gate(logits: torch.Tensor, cosine: torch.Tensor, mode: str, config: GateConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def apply_gate(
+    logits: torch.Tensor, cosine: torch.Tensor, mode: str, config: GateConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply the gate to class logits.
 
     Args:

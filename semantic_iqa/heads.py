@@ -37,8 +37,9 @@ FOLD_TENSORS = {
 class FoldHeads(nn.Module):
     """F fold heads evaluated together: fused [B, D] -> logits [B, F, C]."""
 
-    def __init__(self, num_folds: int, in_dim: int, config: HeadConfig = HeadConfig()) -> None:
+    def __init__(self, num_folds: int, in_dim: int, config: HeadConfig | None = None) -> None:
         super().__init__()
+        config = config or HeadConfig()
         hidden1, hidden2 = config.hidden_dims
         self.config = config
         self.num_folds = num_folds

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -28,8 +27,8 @@ from PIL import Image, UnidentifiedImageError
 from .errors import ImageLoadError, ImageNotFoundError, InvalidInputError
 from .preprocess import pil_to_tensor, resize_pad_pil, resize_pad_tensor
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
-Images = Union[ImageLike, Sequence[ImageLike]]
+ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+Images = ImageLike | Sequence[ImageLike]
 
 # Modes that `convert("RGB")` maps faithfully. 32-bit integer, 16-bit and float modes
 # would be clipped to 8 bits without warning, so they are refused.
@@ -188,7 +187,9 @@ def _split_tensor(tensor: torch.Tensor, name: str) -> tuple[list[ImageLike], boo
 
 def _check_tensor(tensor: torch.Tensor, name: str) -> None:
     if tensor.dim() not in (3, 4):
-        raise InvalidInputError(f"{name}: tensors must be CxHxW or BxCxHxW; got {tensor.dim()}-D shape {tuple(tensor.shape)}")
+        raise InvalidInputError(
+            f"{name}: tensors must be CxHxW or BxCxHxW; got {tensor.dim()}-D shape {tuple(tensor.shape)}"
+        )
     channels, height, width = tensor.shape[-3:]
     if channels not in (1, 3):
         raise InvalidInputError(

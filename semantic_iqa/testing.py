@@ -68,13 +68,17 @@ def build_random_model(preset: str = "tiny", seed: int = 0, num_folds: int = 5) 
         semantic = SemanticEncoder.build(**sizes["semantic"])
         config = replace(
             REFERENCE_CONFIG,
-            structure=BackboneSpec(library="timm", name=f"{REFERENCE_CONFIG.structure.name} ({preset}, random)", path="structure"),
-            semantic=BackboneSpec(library="transformers", name=f"CLIPVisionModel ({preset}, random)", path="semantic"),
+            structure=BackboneSpec("timm", f"{REFERENCE_CONFIG.structure.name} ({preset}, random)", path="structure"),
+            semantic=BackboneSpec("transformers", f"CLIPVisionModel ({preset}, random)", path="semantic"),
             structure_dim=structure.feature_dim,
             semantic_dim=semantic.feature_dim,
             num_folds=num_folds,
-            provenance={"created_by": "semantic_iqa.testing.build_random_model", "preset": preset, "seed": seed,
-                        "note": "random weights: scores are meaningless"},
+            provenance={
+                "created_by": "semantic_iqa.testing.build_random_model",
+                "preset": preset,
+                "seed": seed,
+                "note": "random weights: scores are meaningless",
+            },
         )
         model = DSSSQA(config, structure, semantic)
         _randomise_norm_statistics(model)

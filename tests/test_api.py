@@ -29,8 +29,11 @@ def test_every_input_kind_gives_the_same_score(tiny_dir, photo, blurred, tmp_pat
     blurred.save(tmp_path / "dist.png")
     expected = semantic_iqa.score(photo, blurred, weights=tiny_dir, device="cpu")
     as_array = np.asarray(photo), np.asarray(blurred)
-    for ref, dist in [(tmp_path / "ref.png", tmp_path / "dist.png"), as_array,
-                      tuple(torch.from_numpy(a.copy()).permute(2, 0, 1) for a in as_array)]:
+    for ref, dist in [
+        (tmp_path / "ref.png", tmp_path / "dist.png"),
+        as_array,
+        tuple(torch.from_numpy(a.copy()).permute(2, 0, 1) for a in as_array),
+    ]:
         assert semantic_iqa.score(ref, dist, weights=tiny_dir, device="cpu") == pytest.approx(expected, abs=1e-6)
 
 

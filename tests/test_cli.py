@@ -37,8 +37,20 @@ def test_installed_command_make_tiny_then_score(tmp_path, photo):
     assert made.returncode == 0, made.stderr
     photo.save(tmp_path / "ref.png")
     photo.rotate(45).save(tmp_path / "dist.png")
-    scored = subprocess.run([exe, "score", str(tmp_path / "ref.png"), str(tmp_path / "dist.png"),
-                             "--weights", str(tmp_path / "tiny"), "--device", "cpu"], capture_output=True, text=True)
+    scored = subprocess.run(
+        [
+            exe,
+            "score",
+            str(tmp_path / "ref.png"),
+            str(tmp_path / "dist.png"),
+            "--weights",
+            str(tmp_path / "tiny"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert scored.returncode == 0, scored.stderr
     expected = semantic_iqa.score(tmp_path / "ref.png", tmp_path / "dist.png", weights=tmp_path / "tiny", device="cpu")
     assert float(scored.stdout) == pytest.approx(expected, abs=1e-4)
@@ -46,8 +58,23 @@ def test_installed_command_make_tiny_then_score(tmp_path, photo):
 
 def test_score_json(tiny_dir, folders, capsys):
     ref, dist = folders
-    assert main(["score", str(ref / "000001.png"), str(dist / "000001.png"), "--weights", str(tiny_dir),
-                 "--device", "cpu", "--gate", "soft", "--json"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(ref / "000001.png"),
+                str(dist / "000001.png"),
+                "--weights",
+                str(tiny_dir),
+                "--device",
+                "cpu",
+                "--gate",
+                "soft",
+                "--json",
+            ]
+        )
+        == 0
+    )
     record = json.loads(capsys.readouterr().out)
     assert set(record) == {"score", "fold_scores", "fold_std", "cos_sim", "gated"}
     expected = semantic_iqa.score(ref / "000001.png", dist / "000001.png", weights=tiny_dir, device="cpu", gate="soft")
@@ -58,8 +85,24 @@ def test_score_json(tiny_dir, folders, capsys):
 def test_score_dir(tiny_dir, folders, tmp_path, capsys, workers):
     ref, dist = folders
     out = tmp_path / "results.csv"
-    status = main(["score-dir", str(ref), str(dist), "--out", str(out), "--weights", str(tiny_dir),
-                   "--device", "cpu", "--batch-size", "2", "--workers", str(workers), "--json"])
+    status = main(
+        [
+            "score-dir",
+            str(ref),
+            str(dist),
+            "--out",
+            str(out),
+            "--weights",
+            str(tiny_dir),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "2",
+            "--workers",
+            str(workers),
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 0, captured.err
     assert "1 file(s) only in" in captured.err and "only_ref.png" in captured.err
@@ -79,8 +122,21 @@ def test_score_dir_keeps_going_past_a_corrupt_image_and_exits_2(tiny_dir, folder
     shutil.copytree(dist, broken)
     (broken / "000001.png").write_bytes(b"garbage")
     out = tmp_path / "results.csv"
-    status = main(["score-dir", str(ref), str(broken), "--out", str(out), "--weights", str(tiny_dir),
-                   "--device", "cpu", "--workers", "0"])
+    status = main(
+        [
+            "score-dir",
+            str(ref),
+            str(broken),
+            "--out",
+            str(out),
+            "--weights",
+            str(tiny_dir),
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+        ]
+    )
     err_lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert status == 2 and len(err_lines) == 1 and "1 of 3 pair(s)" in err_lines[0]
     rows = {r["name"]: r for r in csv.DictReader(out.open())}

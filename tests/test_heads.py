@@ -15,18 +15,31 @@ def reference_head(heads: FoldHeads, fold: int) -> nn.Sequential:
     h1, d = heads.linear1_weight.shape[1:]
     h2, classes = heads.linear2_weight.shape[1], heads.linear3_weight.shape[1]
     head = nn.Sequential(
-        nn.Linear(d, h1), nn.BatchNorm1d(h1), nn.SiLU(), nn.Dropout(0.5),
-        nn.Linear(h1, h2), nn.SiLU(), nn.Dropout(0.2), nn.Linear(h2, classes),
+        nn.Linear(d, h1),
+        nn.BatchNorm1d(h1),
+        nn.SiLU(),
+        nn.Dropout(0.5),
+        nn.Linear(h1, h2),
+        nn.SiLU(),
+        nn.Dropout(0.2),
+        nn.Linear(h2, classes),
     )
     sd = heads.fold_state_dict(fold)
-    head.load_state_dict({
-        "0.weight": sd["linear1.weight"], "0.bias": sd["linear1.bias"],
-        "1.weight": sd["norm.weight"], "1.bias": sd["norm.bias"],
-        "1.running_mean": sd["norm.running_mean"], "1.running_var": sd["norm.running_var"],
-        "1.num_batches_tracked": sd["norm.num_batches_tracked"],
-        "4.weight": sd["linear2.weight"], "4.bias": sd["linear2.bias"],
-        "7.weight": sd["linear3.weight"], "7.bias": sd["linear3.bias"],
-    })
+    head.load_state_dict(
+        {
+            "0.weight": sd["linear1.weight"],
+            "0.bias": sd["linear1.bias"],
+            "1.weight": sd["norm.weight"],
+            "1.bias": sd["norm.bias"],
+            "1.running_mean": sd["norm.running_mean"],
+            "1.running_var": sd["norm.running_var"],
+            "1.num_batches_tracked": sd["norm.num_batches_tracked"],
+            "4.weight": sd["linear2.weight"],
+            "4.bias": sd["linear2.bias"],
+            "7.weight": sd["linear3.weight"],
+            "7.bias": sd["linear3.bias"],
+        }
+    )
     return head
 
 

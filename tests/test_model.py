@@ -89,8 +89,9 @@ def test_model_matches_independent_computation(tiny_model, pairs, mode):
     _, _, cos = independent_scores(tiny_model, refs, dists, "off", 0.4, 0.5)
     assert cos.max() - cos.min() > 0.05, "the tiny model must give varied cosines"
     low, high = gate_thresholds_around(cos)
-    model = DSSSQA(tiny_model.config.with_gate(low=low, high=high), tiny_model.structure, tiny_model.semantic,
-                   tiny_model.heads).eval()
+    model = DSSSQA(
+        tiny_model.config.with_gate(low=low, high=high), tiny_model.structure, tiny_model.semantic, tiny_model.heads
+    ).eval()
     output = model.predict(refs, dists, gate=mode, batch_size=4)
     score, fold_scores, cos = independent_scores(model, refs, dists, mode, low, high)
     torch.testing.assert_close(output.cos_sim, cos, rtol=1e-4, atol=1e-5)
@@ -107,8 +108,9 @@ def test_model_matches_independent_computation(tiny_model, pairs, mode):
 
 def test_training_mode_never_gates(tiny_model, pairs):
     refs, dists = pairs
-    model = DSSSQA(tiny_model.config.with_gate(low=0.999, high=0.9999), tiny_model.structure, tiny_model.semantic,
-                   tiny_model.heads)
+    model = DSSSQA(
+        tiny_model.config.with_gate(low=0.999, high=0.9999), tiny_model.structure, tiny_model.semantic, tiny_model.heads
+    )
     assert model.eval().predict(refs, dists).gated.all()
     heads_state = {k: v.clone() for k, v in model.heads.state_dict().items()}
     try:
@@ -125,9 +127,13 @@ def test_training_mode_never_gates(tiny_model, pairs):
 def test_one_backbone_pass_per_batch_serves_all_folds(tiny_model, pairs):
     refs, dists = pairs
     calls = {"structure": 0, "semantic": 0}
+
+    def count(name: str) -> None:
+        calls[name] += 1
+
     hooks = [
-        tiny_model.structure.model.patch_embed.register_forward_hook(lambda *_: calls.__setitem__("structure", calls["structure"] + 1)),
-        tiny_model.semantic.model.register_forward_hook(lambda *_: calls.__setitem__("semantic", calls["semantic"] + 1)),
+        tiny_model.structure.model.patch_embed.register_forward_hook(lambda *_: count("structure")),
+        tiny_model.semantic.model.register_forward_hook(lambda *_: count("semantic")),
     ]
     try:
         tiny_model.predict(refs, dists, batch_size=4)
@@ -177,5 +183,8 @@ def test_model_errors(tiny_model, pairs):
     with pytest.raises(InvalidOptionError, match="gate mode"):
         tiny_model.predict(refs, dists, gate="strict")
     with pytest.raises(WeightsFormatError, match="feature sizes"):
-        DSSSQA(tiny_model.config.__class__(**{**tiny_model.config.__dict__, "structure_dim": 99}),
-               tiny_model.structure, tiny_model.semantic)
+        DSSSQA(
+            tiny_model.config.__class__(**{**tiny_model.config.__dict__, "structure_dim": 99}),
+            tiny_model.structure,
+            tiny_model.semantic,
+        )

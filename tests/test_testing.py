@@ -27,6 +27,6 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     a = DSSSQA.from_pretrained(make_tiny(tmp_path / "a", seed=3), device="cpu")
     b = DSSSQA.from_pretrained(make_tiny(tmp_path / "b", seed=3), device="cpu")
     c = build_random_model("tiny", seed=4)
-    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.heads.linear1_weight, c.heads.linear1_weight)

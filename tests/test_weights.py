@@ -77,8 +77,11 @@ def test_tampered_fold_file_names_both_hashes(weights_copy):
     tensors = load_file(path)
     tensors["linear3.bias"] += 1
     save_file(tensors, path)
-    with pytest.raises(WeightsIntegrityError, match=r"fold_1\.safetensors: sha256 is [0-9a-f]{64} but config\.json "
-                                                    r"records [0-9a-f]{64}.*again"):
+    with pytest.raises(
+        WeightsIntegrityError,
+        match=r"fold_1\.safetensors: sha256 is [0-9a-f]{64} but config\.json "
+        r"records [0-9a-f]{64}.*again",
+    ):
         DSSSQA.from_pretrained(weights_copy, device="cpu")
 
 
