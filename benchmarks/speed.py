@@ -85,18 +85,26 @@ def main() -> None:
     after_load = peak_host_memory_mib()
     rows = [time_batches(model, b, device, args.warmup, args.repeats) for b in args.batch_sizes]
 
-    print(f"device: {device} ({device_name(device)}),"
-          f" torch {torch.__version__}, threads {torch.get_num_threads()}, host memory after load {after_load:.0f} MiB")
+    print(
+        f"device: {device} ({device_name(device)}),"
+        f" torch {torch.__version__}, threads {torch.get_num_threads()}, host memory after load {after_load:.0f} MiB"
+    )
     header = "| batch | pairs/s | s/image | peak host MiB |" + (" peak GPU MiB |" if device.type == "cuda" else "")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for r in rows:
         gpu = f" {r['peak_gpu_mib']:.0f} |" if "peak_gpu_mib" in r else ""
-        print(f"| {r['batch_size']} | {r['pairs_per_s']:.3f} | {r['s_per_image']:.3f} | {r['peak_host_mib']:.0f} |{gpu}")
+        print(
+            f"| {r['batch_size']} | {r['pairs_per_s']:.3f} | {r['s_per_image']:.3f} | {r['peak_host_mib']:.0f} |{gpu}"
+        )
     if args.json:
-        environment = {"semantic_iqa": semantic_iqa.__version__, "torch": torch.__version__,
-                       "device": f"{device} ({device_name(device)})",
-                       "threads": torch.get_num_threads(), "python": platform.python_version()}
+        environment = {
+            "semantic_iqa": semantic_iqa.__version__,
+            "torch": torch.__version__,
+            "device": f"{device} ({device_name(device)})",
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+        }
         with open(args.json, "w") as handle:
             json.dump({"environment": environment, "results": rows}, handle, indent=2)
 

@@ -57,6 +57,12 @@ class FoldHeads(nn.Module):
         self.linear3_bias = stacked(config.num_classes)
         self.reset_parameters()
 
+    def extra_repr(self) -> str:
+        folds, hidden1, in_dim = self.linear1_weight.shape
+        return (
+            f"folds={folds}, in_dim={in_dim}, hidden_dims={self.config.hidden_dims}, classes={self.config.num_classes}"
+        )
+
     def reset_parameters(self) -> None:
         """Initialise every fold as a fresh `nn.Linear`/`nn.BatchNorm1d` stack would be."""
         for weight, bias in (

@@ -35,16 +35,12 @@ Images = ImageLike | Sequence[ImageLike]
 SUPPORTED_PIL_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"})
 
 
-def as_image_list(images: Images, role: str = "image") -> tuple[list[ImageLike], bool]:
-    """Validate `images` and split them into one entry per image.
+def as_image_list(images: Images, role: str = "image") -> list[ImageLike]:
+    """Validate `images` and split them into one entry per image (batches split into views).
 
     Args:
         images: one image or a list/tuple of images (see the module docstring).
         role: word used in error messages, e.g. "ref" or "dist".
-
-    Returns:
-        (items, single): the images one by one (batches split into views), and whether the
-        caller passed a single image rather than a batch or a list.
     """
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
@@ -53,9 +49,8 @@ def as_image_list(images: Images, role: str = "image") -> tuple[list[ImageLike],
         for index, image in enumerate(images):
             if isinstance(image, (list, tuple)):
                 raise InvalidInputError(f"{role}[{index}]: nested lists are not accepted; pass one flat list")
-            split, _ = _split_one(image, f"{role}[{index}]")
-            items.extend(split)
-        return items, False
+            items.extend(_split_one(image, f"{role}[{index}]"))
+        return items
     return _split_one(images, role)
 
 
@@ -136,14 +131,14 @@ def _check_pil(image: Image.Image, name: str) -> None:
         )
 
 
-def _split_one(image: object, name: str) -> tuple[list[ImageLike], bool]:
+def _split_one(image: object, name: str) -> list[ImageLike]:
     if isinstance(image, (str, os.PathLike)):
         if not Path(image).is_file():
             raise ImageNotFoundError(f"{name}: image file not found: {image}")
-        return [image], True
+        return [image]
     if isinstance(image, Image.Image):
         _check_pil(image, name)
-        return [image], True
+        return [image]
     if isinstance(image, np.ndarray):
         return _split_array(image, name)
     if isinstance(image, torch.Tensor):
@@ -154,15 +149,15 @@ def _split_one(image: object, name: str) -> tuple[list[ImageLike], bool]:
     )
 
 
-def _split_array(array: np.ndarray, name: str) -> tuple[list[ImageLike], bool]:
+def _split_array(array: np.ndarray, name: str) -> list[ImageLike]:
     if array.dtype != np.uint8:
         raise InvalidInputError(
             f"{name}: numpy arrays must be uint8 HxWxC (got dtype {array.dtype}); for floats in [0, 1] "
             "pass torch.from_numpy(array).permute(2, 0, 1) instead"
         )
     if array.ndim == 4:
-        return [a for a in _check_hwc(array, name, batched=True)], False
-    return [_check_hwc(array, name, batched=False)], True
+        return list(_check_hwc(array, name, batched=True))
+    return [_check_hwc(array, name, batched=False)]
 
 
 def _check_hwc(array: np.ndarray, name: str, batched: bool) -> np.ndarray:
@@ -178,11 +173,11 @@ def _check_hwc(array: np.ndarray, name: str, batched: bool) -> np.ndarray:
     return array
 
 
-def _split_tensor(tensor: torch.Tensor, name: str) -> tuple[list[ImageLike], bool]:
+def _split_tensor(tensor: torch.Tensor, name: str) -> list[ImageLike]:
     _check_tensor(tensor, name)
     if tensor.dim() == 4:
-        return list(tensor.unbind(0)), False
-    return [tensor], True
+        return list(tensor.unbind(0))
+    return [tensor]
 
 
 def _check_tensor(tensor: torch.Tensor, name: str) -> None:

@@ -207,8 +207,8 @@ class DSSSQA(nn.Module):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidOptionError(f"batch_size must be a positive integer, got {batch_size!r}")
         check_gate_mode(self.config.gate.mode if gate is None else gate)
-        ref_items, _ = as_image_list(ref, "ref")
-        dist_items, _ = as_image_list(dist, "dist")
+        ref_items = as_image_list(ref, "ref")
+        dist_items = as_image_list(dist, "dist")
         check_same_length(ref_items, dist_items)
         size = self.config.preprocess.image_size
         outputs = []

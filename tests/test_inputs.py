@@ -13,8 +13,7 @@ from semantic_iqa.inputs import as_float_batch, as_image_list, check_same_length
 
 
 def padded(item) -> torch.Tensor:
-    items, _ = as_image_list(item)
-    return load_padded(items[0], 224)
+    return load_padded(as_image_list(item)[0], 224)
 
 
 def test_path_pil_array_and_uint8_tensor_give_identical_pixels(tmp_path):
@@ -43,11 +42,10 @@ def test_float_tensor_grey_is_repeated_to_rgb():
 
 
 def test_batches_and_lists_are_split_per_image():
-    items, single = as_image_list(torch.rand(4, 3, 8, 8))
-    assert len(items) == 4 and not single
-    items, single = as_image_list([torch.rand(3, 8, 8), np.zeros((5, 6, 3), np.uint8)])
-    assert len(items) == 2 and not single
-    assert as_image_list(torch.rand(3, 8, 8))[1]
+    assert len(as_image_list(torch.rand(4, 3, 8, 8))) == 4
+    assert len(as_image_list(np.zeros((2, 5, 6, 3), np.uint8))) == 2
+    assert len(as_image_list([torch.rand(3, 8, 8), np.zeros((5, 6, 3), np.uint8)])) == 2
+    assert len(as_image_list(torch.rand(3, 8, 8))) == 1
     assert is_single_image(torch.rand(3, 8, 8)) and not is_single_image(torch.rand(1, 3, 8, 8))
     assert not is_single_image([torch.rand(3, 8, 8)]) and is_single_image("x.png")
 
