@@ -81,28 +81,15 @@ def test_score_json(tiny_dir, folders, capsys):
     assert record["score"] == pytest.approx(expected, abs=1e-6)
 
 
+def score_dir_argv(ref, dist, out, weights, *options: str) -> list[str]:
+    return ["score-dir", str(ref), str(dist), "--out", str(out), "--weights", str(weights), "--device", "cpu", *options]
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_score_dir(tiny_dir, folders, tmp_path, capsys, workers):
     ref, dist = folders
     out = tmp_path / "results.csv"
-    status = main(
-        [
-            "score-dir",
-            str(ref),
-            str(dist),
-            "--out",
-            str(out),
-            "--weights",
-            str(tiny_dir),
-            "--device",
-            "cpu",
-            "--batch-size",
-            "2",
-            "--workers",
-            str(workers),
-            "--json",
-        ]
-    )
+    status = main(score_dir_argv(ref, dist, out, tiny_dir, "--batch-size", "2", "--workers", str(workers), "--json"))
     captured = capsys.readouterr()
     assert status == 0, captured.err
     assert "1 file(s) only in" in captured.err and "only_ref.png" in captured.err
@@ -122,21 +109,7 @@ def test_score_dir_keeps_going_past_a_corrupt_image_and_exits_2(tiny_dir, folder
     shutil.copytree(dist, broken)
     (broken / "000001.png").write_bytes(b"garbage")
     out = tmp_path / "results.csv"
-    status = main(
-        [
-            "score-dir",
-            str(ref),
-            str(broken),
-            "--out",
-            str(out),
-            "--weights",
-            str(tiny_dir),
-            "--device",
-            "cpu",
-            "--workers",
-            "0",
-        ]
-    )
+    status = main(score_dir_argv(ref, broken, out, tiny_dir, "--workers", "0"))
     err_lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert status == 2 and len(err_lines) == 1 and "1 of 3 pair(s)" in err_lines[0]
     rows = {r["name"]: r for r in csv.DictReader(out.open())}
