@@ -22,13 +22,13 @@ from tqdm.auto import tqdm
 from .backbones import SemanticEncoder, StructureEncoder
 from .config import DSSSQAConfig, check_gate_mode
 from .devices import resolve_device
-from .errors import InvalidOptionError, WeightsFormatError
+from .errors import InvalidOptionError, WeightsError, WeightsFormatError
 from .fusion import fuse_features
 from .gate import apply_gate
 from .heads import FoldHeads, expected_score
 from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
 from .preprocess import normalize
-from .weights import read_config, read_fold_tensors, resolve_weights, write_weights
+from .weights import is_weights_folder, read_config, read_fold_tensors, resolve_weights, write_weights
 
 
 @dataclass
@@ -135,6 +135,9 @@ class DSSSQA(nn.Module):
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write a complete weights folder that `from_pretrained` reads; returns its path."""
         folder = Path(folder)
+        if folder.is_dir() and any(folder.iterdir()) and not is_weights_folder(folder):
+            # Never scatter files over (or overwrite the config.json of) something else.
+            raise WeightsError(f"refusing to write weights into {folder}: it is not empty and not a weights folder")
         folder.mkdir(parents=True, exist_ok=True)
         for spec, encoder in ((self.config.structure, self.structure), (self.config.semantic, self.semantic)):
             if spec.path is not None:
@@ -167,9 +170,10 @@ class DSSSQA(nn.Module):
     def score_padded(self, ref: torch.Tensor, dist: torch.Tensor, gate: str | None = None) -> DSSSQAOutput:
         """Score images that are already resize-padded: [B, 3, S, S] in [0, 1] each."""
         gate = check_gate_mode(self.config.gate.mode if gate is None else gate)
+        check_same_length(ref, dist)
         batch = ref.shape[0]
-        dtype = self.pixel_mean.dtype
-        pixels = normalize(torch.cat([ref, dist]).to(self.device, dtype), self.pixel_mean, self.pixel_std)
+        pixels = torch.cat([images.to(self.device, self.pixel_mean.dtype) for images in (ref, dist)])
+        pixels = normalize(pixels, self.pixel_mean, self.pixel_std)
         # One pass of each backbone over refs and dists together.
         structure = self.structure(pixels)
         semantic = self.semantic(pixels)

@@ -79,7 +79,9 @@ def _bicubic(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return resized.clamp(0.0, 1.0)
 
 
-def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def normalize(
+    images: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+) -> torch.Tensor:
     """(images - mean) / std per channel, for [B, 3, H, W] tensors."""
     mean_t = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     std_t = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import DSSSQAConfig
+from .config import FORMAT_NAME, DSSSQAConfig
 from .errors import WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
 
 CONFIG_NAME = "config.json"
@@ -55,6 +55,14 @@ def resolve_weights(name_or_path: str | os.PathLike | None = None, revision: str
     from .hub import snapshot
 
     return snapshot(name, revision=revision, what="weights")
+
+
+def is_weights_folder(folder: Path) -> bool:
+    """True if `folder` holds a `config.json` of this format (any version)."""
+    try:
+        return json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_config(folder: Path) -> tuple[DSSSQAConfig, list[dict[str, str]]]:

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from semantic_iqa import DSSSQA
 from semantic_iqa.config import FORMAT_NAME, FORMAT_VERSION
-from semantic_iqa.errors import WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
+from semantic_iqa.errors import WeightsError, WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
 from semantic_iqa.heads import FOLD_TENSORS
 from semantic_iqa.weights import resolve_weights
 
@@ -37,6 +37,15 @@ def test_round_trip_gives_identical_scores(tiny_model, tmp_path, photo):
     reloaded = DSSSQA.from_pretrained(saved, device="cpu")
     dist = photo.rotate(30)
     assert torch.equal(reloaded.predict(photo, dist).score, tiny_model.predict(photo, dist).score)
+
+
+def test_save_refuses_a_folder_holding_something_else_but_overwrites_weights(tiny_model, tmp_path):
+    (tmp_path / "config.json").write_text('{"my": "project settings"}')
+    with pytest.raises(WeightsError, match="not empty and not a weights folder"):
+        tiny_model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text()) == {"my": "project settings"}
+    tiny_model.save_pretrained(tmp_path / "w")
+    tiny_model.save_pretrained(tmp_path / "w")  # again, over the same weights folder
 
 
 def test_folder_contents(tiny_dir):
