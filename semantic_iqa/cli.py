@@ -146,6 +146,8 @@ def _score_dir(args: argparse.Namespace) -> int:
             )
     if not out.parent.is_dir():
         raise InvalidInputError(f"cannot write {out}: folder {out.parent} does not exist")
+    if args.json and out.suffix.lower() == ".json":
+        raise InvalidInputError(f"--out {out} would be overwritten by the --json output; give the CSV a .csv name")
 
     model = load_model(args.weights, args.device)
     loader = DataLoader(

@@ -129,6 +129,7 @@ def test_score_dir_keeps_going_past_a_corrupt_image_and_exits_2(tiny_dir, folder
         (["score-dir", "{dirs}", "{tmp}", "--out", "{tmp}/o.csv"], "no image file names in common"),
         (["score-dir", "{dirs}", "{dirs}", "--out", "{tmp}/x/o.csv"], "does not exist"),
         (["score-dir", "{dirs}", "{dirs}", "--out", "o.csv", "--batch-size", "0"], "must be at least 1"),
+        (["score-dir", "{dirs}", "{dirs}", "--out", "{tmp}/r.json", "--json"], "would be overwritten"),
         (["frobnicate"], "invalid choice"),
     ],
 )
