@@ -14,9 +14,9 @@ import torch
 from .devices import resolve_device
 from .inputs import Images, is_single_image
 from .model import DSSSQA, DSSSQAOutput
-from .weights import DEFAULT_REPO_ID, WEIGHTS_ENV_VAR
+from .weights import weights_source
 
-_MODELS: dict[tuple[str, str], DSSSQA] = {}
+_MODELS: dict[tuple[str, str | None, str], DSSSQA] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -34,11 +34,11 @@ class PairScore:
 def load_model(weights: str | os.PathLike | None = None, device: str | torch.device | None = None) -> DSSSQA:
     """The model for `weights` (folder or Hub repo id; `None` = default) on `device`, cached."""
     target = resolve_device(device)
-    name = weights if weights is not None else os.environ.get(WEIGHTS_ENV_VAR) or DEFAULT_REPO_ID
-    key = (os.path.abspath(name) if os.path.isdir(name) else str(name), str(target))
+    _, name, revision = weights_source(weights)
+    key = (name, revision, str(target))
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = DSSSQA.from_pretrained(weights, device=target)
+            _MODELS[key] = DSSSQA.from_pretrained(name, revision=revision, device=target)
         return _MODELS[key]
 
 

@@ -65,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score_dir.set_defaults(handler=_score_dir)
 
+    download = commands.add_parser(
+        "download", help="fetch a model (weights and Hub backbones) into the Hugging Face cache, for offline use"
+    )
+    download.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the published model)")
+    download.add_argument("--revision", help="branch, tag or commit of the weights repo")
+    download.add_argument("--force", action="store_true", help="download again even if cached (repairs damage)")
+    download.set_defaults(handler=_download)
+
+    info = commands.add_parser("info", help="show what of a model is cached: revisions, sizes, hashes (offline)")
+    info.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the published model)")
+    info.add_argument("--revision", help="branch, tag or commit of the weights repo")
+    info.set_defaults(handler=_info)
+
     tiny = commands.add_parser("make-tiny", help="write a tiny random weights folder (real classes) for tests")
     tiny.add_argument("dir", help="folder to write")
     tiny.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -89,6 +102,21 @@ def _score(args: argparse.Namespace) -> int:
     model = load_model(args.weights, args.device)
     record = model.predict(args.ref, args.dist, gate=args.gate).to_records()[0]
     print(json.dumps(record) if args.json else f"{record['score']:.4f}")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .hub import prefetch
+
+    for what, folder in prefetch(args.name, args.revision, force=args.force):
+        print(f"{what}: {folder}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .hub import describe
+
+    print("\n".join(describe(args.name, args.revision)))
     return 0
 
 

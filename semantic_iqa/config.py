@@ -176,3 +176,19 @@ REFERENCE_CONFIG = DSSSQAConfig(
     ),
 )
 """The reference architecture: DINOv3 ViT-B/16 (timm) + CLIP ViT-L/14-336 (transformers)."""
+
+# Sizes of the reference backbones, to build them without a download (random weights, or
+# weights taken from the authors' checkpoints): timm model arguments for the structure
+# encoder, `CLIPVisionConfig` values of openai/clip-vit-large-patch14-336 for the semantic one.
+REFERENCE_STRUCTURE_ARGS: dict[str, Any] = {}
+REFERENCE_SEMANTIC_CONFIG: dict[str, Any] = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "image_size": 336,
+    "patch_size": 14,
+    "projection_dim": 768,
+    "hidden_act": "quick_gelu",
+    "layer_norm_eps": 1e-5,
+}

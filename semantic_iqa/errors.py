@@ -41,3 +41,7 @@ class WeightsFormatError(WeightsError, ValueError):
 
 class WeightsIntegrityError(WeightsError):
     """A weights file does not have the sha256 recorded in `config.json`."""
+
+
+class WeightsCacheError(WeightsError):
+    """The Hugging Face cache cannot be written: permission denied, read-only, or disk full."""

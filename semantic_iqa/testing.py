@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from .backbones import SemanticEncoder, StructureEncoder
-from .config import REFERENCE_CONFIG, BackboneSpec
+from .config import REFERENCE_CONFIG, REFERENCE_SEMANTIC_CONFIG, REFERENCE_STRUCTURE_ARGS, BackboneSpec
 from .model import DSSSQA
 
-# Architecture sizes per preset: the reference sizes, and tiny ones of the same classes.
+# Architecture sizes per preset: tiny ones of the real classes, and the reference sizes.
 ARCHITECTURES: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "structure": {"embed_dim": 32, "depth": 2, "num_heads": 2},
@@ -36,19 +36,7 @@ ARCHITECTURES: dict[str, dict[str, dict[str, Any]]] = {
             "initializer_factor": 10.0,
         },
     },
-    "full": {
-        "structure": {},
-        "semantic": {
-            "hidden_size": 1024,
-            "intermediate_size": 4096,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 16,
-            "image_size": 336,
-            "patch_size": 14,
-            "projection_dim": 768,
-            "hidden_act": "quick_gelu",
-        },
-    },
+    "full": {"structure": REFERENCE_STRUCTURE_ARGS, "semantic": REFERENCE_SEMANTIC_CONFIG},
 }
 
 

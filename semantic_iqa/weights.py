@@ -17,6 +17,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -26,32 +27,55 @@ from .config import FORMAT_NAME, DSSSQAConfig
 from .errors import WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
 
 CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
 HEADS_DIR = "heads"
 
-# The published model. `score()` without `weights=` uses it; SEMANTIC_IQA_WEIGHTS overrides it.
-DEFAULT_REPO_ID = "semantic-iqa/dss-sqa"
-DEFAULT_REVISION = "main"
+
+class HubWeights(NamedTuple):
+    """A weights repo on the Hugging Face Hub, pinned to a revision (tag or commit)."""
+
+    repo_id: str
+    revision: str
+
+
+# The published model, pinned. `score()` without `weights=` loads it, unless the
+# environment variable SEMANTIC_IQA_WEIGHTS names another folder or repo id.
+DEFAULT_WEIGHTS = HubWeights("semantic-iqa/dss-sqa-lovif2026", "v1.0")
 WEIGHTS_ENV_VAR = "SEMANTIC_IQA_WEIGHTS"
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def resolve_weights(name_or_path: str | os.PathLike | None = None, revision: str | None = None) -> Path:
-    """Local folder of a weights folder path or a Hub repo id (downloaded into the HF cache).
+def weights_source(
+    name_or_path: str | os.PathLike | None = None, revision: str | None = None
+) -> tuple[Path | None, str, str | None]:
+    """Decide where weights come from, without touching the network.
 
-    `None` means `$SEMANTIC_IQA_WEIGHTS` if set, else the published default model. An
-    existing local folder always wins over a Hub repo of the same name.
+    `None` means `$SEMANTIC_IQA_WEIGHTS` if set, else `DEFAULT_WEIGHTS`. An existing local
+    folder always wins over a Hub repo of the same name.
+
+    Returns:
+        (folder, name, revision): `folder` is the local folder, or `None` for a Hub repo
+        `name` at `revision`.
     """
     if name_or_path is None:
-        name_or_path = os.environ.get(WEIGHTS_ENV_VAR) or DEFAULT_REPO_ID
-        if name_or_path == DEFAULT_REPO_ID and revision is None:
-            revision = DEFAULT_REVISION
+        name_or_path = os.environ.get(WEIGHTS_ENV_VAR) or DEFAULT_WEIGHTS.repo_id
+        if name_or_path == DEFAULT_WEIGHTS.repo_id and revision is None:
+            revision = DEFAULT_WEIGHTS.revision
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        return path.resolve()
+        return path.resolve(), str(path.resolve()), None
     name = str(name_or_path)
     if path.exists() or not _REPO_ID.match(name):
         raise WeightsNotFoundError(f"weights folder not found: {name} (not a folder, and not a Hub repo id 'org/name')")
+    return None, name, revision
+
+
+def resolve_weights(name_or_path: str | os.PathLike | None = None, revision: str | None = None) -> Path:
+    """Local folder of a weights folder path or of a Hub repo id (fetched into the HF cache)."""
+    folder, name, revision = weights_source(name_or_path, revision)
+    if folder is not None:
+        return folder
     from .hub import snapshot
 
     return snapshot(name, revision=revision, what="weights")
@@ -85,19 +109,25 @@ def read_config(folder: Path) -> tuple[DSSSQAConfig, list[dict[str, str]]]:
     return config, fold_files
 
 
+def checked_fold_file(folder: Path, entry: dict[str, str]) -> Path:
+    """Path of one fold file, after checking it exists and has the sha256 recorded for it."""
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights folder {folder} lacks the fold file {entry['file']}")
+    actual = sha256_file(path)
+    if actual != entry.get("sha256"):
+        raise WeightsIntegrityError(
+            f"{path}: sha256 is {actual} but config.json records {entry.get('sha256')}; the file is damaged or "
+            "was changed: for a Hub model run `semantic-iqa download REPO_ID --force`, else export the folder again"
+        )
+    return path
+
+
 def read_fold_tensors(folder: Path, fold_files: list[dict[str, str]]) -> list[dict[str, torch.Tensor]]:
     """Load every fold file after checking it exists and has its recorded sha256."""
     folds = []
     for entry in fold_files:
-        path = folder / entry["file"]
-        if not path.is_file():
-            raise WeightsNotFoundError(f"weights folder {folder} lacks the fold file {entry['file']}")
-        actual = sha256_file(path)
-        if actual != entry.get("sha256"):
-            raise WeightsIntegrityError(
-                f"{path}: sha256 is {actual} but config.json records {entry.get('sha256')}; the file is "
-                "damaged or was changed: download or export the weights folder again"
-            )
+        path = checked_fold_file(folder, entry)
         try:
             folds.append(load_file(path))
         except SafetensorError as exc:
@@ -115,6 +145,74 @@ def write_weights(folder: Path, config: DSSSQAConfig, fold_tensors: list[dict[st
         fold_files.append({"file": relative, "sha256": sha256_file(folder / relative)})
     document = {**config.to_dict(), "fold_files": fold_files}
     (folder / CONFIG_NAME).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    (folder / CARD_NAME).write_text(model_card(config), encoding="utf-8")
+
+
+def model_card(config: DSSSQAConfig) -> str:
+    """The weights folder's README.md: what it is, where it came from, licences, citation.
+
+    Training data and cross-validated figures come from `config.provenance` (keys
+    `training_data` and `cross_validation`, a mapping of figure name to value).
+    """
+    provenance = config.provenance
+    figures = provenance.get("cross_validation") or {}
+    figure_rows = "\n".join(f"| {name} | {value} |" for name, value in figures.items())
+    backbones = "\n".join(
+        f"- {role}: `{spec.name}` ({spec.library}), "
+        + (f"stored in `{spec.path}/`" if spec.path else f"from the Hub repo `{spec.repo_id}` @ `{spec.revision}`")
+        for role, spec in (("structure", config.structure), ("semantic", config.semantic))
+    )
+    other = {k: v for k, v in provenance.items() if k not in ("training_data", "cross_validation")}
+    return f"""---
+library_name: semantic-iqa
+tags: [image-quality-assessment, full-reference-iqa, semantic-quality, dss-sqa]
+license: other
+---
+
+# DSS-SQA weights
+
+DSS-SQA is a full-reference semantic image-quality metric: it scores whether a distorted
+image still means the same as its reference, from 0 to 5, **higher is better**.
+
+```python
+import semantic_iqa
+semantic_iqa.score("ref.png", "dist.png", weights="<this repo id or folder>")
+```
+
+## Model
+
+{backbones}
+- {config.num_folds} cross-validated heads (Linear {config.fusion_dim} -> {config.head.hidden_dims[0]} ->
+  {config.head.hidden_dims[1]} -> {config.head.num_classes}); score = mean over folds of the expected class
+- semantic gate: default `{config.gate.mode}`, thresholds {config.gate.low} / {config.gate.high}
+
+## Training data
+
+{provenance.get("training_data", "Not recorded in this folder's provenance.")}
+
+## Cross-validated figures
+
+{"| figure | value |" + chr(10) + "|---|---|" + chr(10) + figure_rows if figure_rows else "Not recorded."}
+
+## Provenance
+
+```json
+{json.dumps(other, indent=2, sort_keys=True)}
+```
+
+## Licences
+
+- The structure backbone is Meta's DINOv3; its weights are under the DINOv3 License, whose
+  terms apply to any copy of them (including a copy stored in this folder).
+- The semantic backbone is OpenAI's CLIP ViT-L/14-336 (MIT licence).
+- The heads are distributed under the terms stated by whoever published this folder.
+
+## Citation
+
+If you use DSS-SQA, cite the DSS-SQA method ("Decoupling Structure and Semantics for
+Semantic Quality Assessment", LoViF 2026 challenge on human-oriented semantic image
+quality) and the challenge report, and mention the `semantic-iqa` package.
+"""
 
 
 def sha256_file(path: Path) -> str:
