@@ -131,7 +131,7 @@ class DSSSQAConfig:
                 f"config.json has format_version {raw.get('format_version')!r}; this semantic-iqa "
                 f"reads version {FORMAT_VERSION}: upgrade semantic-iqa or re-export the weights"
             )
-        body = {k: v for k, v in raw.items() if k not in ("format", "format_version", "fold_files")}
+        body = {k: v for k, v in raw.items() if k not in ("format", "format_version", "fold_files", "backbone_files")}
         try:
             return cls(
                 structure=_build(BackboneSpec, body.pop("structure")),

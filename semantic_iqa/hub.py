@@ -20,7 +20,7 @@ from huggingface_hub.errors import (
 
 from .backbones import BACKBONE_FILES
 from .errors import WeightsCacheError, WeightsError, WeightsNotFoundError
-from .weights import checked_fold_file, read_config, weights_source
+from .weights import checked_file, read_config, weights_source
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -108,9 +108,9 @@ def prefetch(
     if folder is None:
         folder = snapshot(name, revision=revision, what="weights", force_download=force)
     parts = [(f"weights {name}" + (f"@{revision}" if revision else ""), folder)]
-    config, fold_files = read_config(folder)
-    for entry in fold_files:
-        checked_fold_file(folder, entry)
+    config, fold_files, backbone_files = read_config(folder)
+    for entry in [*fold_files, *backbone_files]:
+        checked_file(folder, entry)
     for role, spec in (("structure", config.structure), ("semantic", config.semantic)):
         what = f"{role} backbone {spec.name}"
         if spec.path is not None:
@@ -142,10 +142,10 @@ def describe(name_or_path: str | None = None, revision: str | None = None) -> li
         lines = [f"weights {label}: cached, commit {folder.name}, {_size(folder)}, {folder}"]
     else:
         lines = [f"weights {label}: local folder, {_size(folder)}"]
-    config, fold_files = read_config(folder)
-    for entry in fold_files:
+    config, fold_files, backbone_files = read_config(folder)
+    for entry in [*fold_files, *backbone_files]:
         try:
-            checked_fold_file(folder, entry)
+            checked_file(folder, entry)
             status = "ok"
         except WeightsError as exc:
             status = "MISSING" if isinstance(exc, WeightsNotFoundError) else "DAMAGED (sha256 differs)"

@@ -28,7 +28,7 @@ from .gate import apply_gate
 from .heads import FoldHeads, expected_score
 from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
 from .preprocess import normalize
-from .weights import is_weights_folder, read_config, read_fold_tensors, resolve_weights, write_weights
+from .weights import checked_file, is_weights_folder, read_config, read_fold_tensors, resolve_weights, write_weights
 
 
 @dataclass
@@ -119,7 +119,9 @@ class DSSSQA(nn.Module):
         """
         target = resolve_device(device)
         folder = resolve_weights(name_or_path, revision)
-        config, fold_files = read_config(folder)
+        config, fold_files, backbone_files = read_config(folder)
+        for entry in backbone_files:
+            checked_file(folder, entry)
         model = cls(
             config,
             StructureEncoder.from_spec(config.structure, folder),

@@ -2,7 +2,9 @@
 
 Layout (format `semantic-iqa/dss-sqa`, version 1)::
 
-    config.json            DSSSQAConfig.to_dict() + "fold_files": [{"file", "sha256"}, ...]
+    config.json            DSSSQAConfig.to_dict() + "fold_files" and "backbone_files",
+                           each a list of {"file", "sha256"} checked on load
+    README.md              model card
     heads/fold_0.safetensors ... heads/fold_{F-1}.safetensors
     structure/, semantic/  backbone folders, only for backbones stored locally (spec.path)
 
@@ -89,8 +91,16 @@ def is_weights_folder(folder: Path) -> bool:
         return False
 
 
-def read_config(folder: Path) -> tuple[DSSSQAConfig, list[dict[str, str]]]:
-    """Parse `folder/config.json` -> (config, fold file entries)."""
+class FolderContents(NamedTuple):
+    """What `config.json` says a weights folder holds."""
+
+    config: DSSSQAConfig
+    fold_files: list[dict[str, str]]  # one {"file", "sha256"} per fold, in fold order
+    backbone_files: list[dict[str, str]]  # every file of the locally stored backbones
+
+
+def read_config(folder: Path) -> FolderContents:
+    """Parse `folder/config.json`."""
     config_path = folder / CONFIG_NAME
     if not config_path.is_file():
         raise WeightsNotFoundError(f"weights folder {folder} has no {CONFIG_NAME}")
@@ -101,19 +111,26 @@ def read_config(folder: Path) -> tuple[DSSSQAConfig, list[dict[str, str]]]:
     if not isinstance(raw, dict):
         raise WeightsFormatError(f"{config_path} must hold a JSON object")
     config = DSSSQAConfig.from_dict(raw)
-    fold_files = raw.get("fold_files")
+    fold_files, backbone_files = raw.get("fold_files"), raw.get("backbone_files", [])
     if not isinstance(fold_files, list) or len(fold_files) != config.num_folds:
         raise WeightsFormatError(
             f"{config_path}: 'fold_files' must list {config.num_folds} entries (num_folds), got {fold_files!r}"
         )
-    return config, fold_files
+    for entry in [*fold_files, *backbone_files]:
+        if not (
+            isinstance(entry, dict) and isinstance(entry.get("file"), str) and isinstance(entry.get("sha256"), str)
+        ):
+            raise WeightsFormatError(
+                f"{config_path}: file entries must be {{'file': ..., 'sha256': ...}}, got {entry!r}"
+            )
+    return FolderContents(config, fold_files, backbone_files)
 
 
-def checked_fold_file(folder: Path, entry: dict[str, str]) -> Path:
-    """Path of one fold file, after checking it exists and has the sha256 recorded for it."""
+def checked_file(folder: Path, entry: dict[str, str]) -> Path:
+    """Path of one listed file, after checking it exists and has the sha256 recorded for it."""
     path = folder / entry["file"]
     if not path.is_file():
-        raise WeightsNotFoundError(f"weights folder {folder} lacks the fold file {entry['file']}")
+        raise WeightsNotFoundError(f"weights folder {folder} lacks the file {entry['file']}")
     actual = sha256_file(path)
     if actual != entry.get("sha256"):
         raise WeightsIntegrityError(
@@ -127,7 +144,7 @@ def read_fold_tensors(folder: Path, fold_files: list[dict[str, str]]) -> list[di
     """Load every fold file after checking it exists and has its recorded sha256."""
     folds = []
     for entry in fold_files:
-        path = checked_fold_file(folder, entry)
+        path = checked_file(folder, entry)
         try:
             folds.append(load_file(path))
         except SafetensorError as exc:
@@ -136,14 +153,26 @@ def read_fold_tensors(folder: Path, fold_files: list[dict[str, str]]) -> list[di
 
 
 def write_weights(folder: Path, config: DSSSQAConfig, fold_tensors: list[dict[str, torch.Tensor]]) -> None:
-    """Write the fold files and `config.json` (backbone sub-folders are written by their encoders)."""
+    """Write the fold files, `config.json` and the model card.
+
+    Backbone sub-folders must already be written (by their encoders): their files are hashed here.
+    """
     (folder / HEADS_DIR).mkdir(parents=True, exist_ok=True)
     fold_files = []
     for fold, tensors in enumerate(fold_tensors):
         relative = f"{HEADS_DIR}/fold_{fold}.safetensors"
-        save_file(tensors, folder / relative, metadata={"format": "pt", "fold": str(fold)})
+        # One metadata key only: safetensors orders several in random order, and equal
+        # weights must give equal bytes (and sha256).
+        save_file(tensors, folder / relative, metadata={"format": "pt"})
         fold_files.append({"file": relative, "sha256": sha256_file(folder / relative)})
-    document = {**config.to_dict(), "fold_files": fold_files}
+    backbone_files = [
+        {"file": path.relative_to(folder).as_posix(), "sha256": sha256_file(path)}
+        for spec in (config.structure, config.semantic)
+        if spec.path is not None
+        for path in sorted((folder / spec.path).rglob("*"))
+        if path.is_file()
+    ]
+    document = {**config.to_dict(), "fold_files": fold_files, "backbone_files": backbone_files}
     (folder / CONFIG_NAME).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     (folder / CARD_NAME).write_text(model_card(config), encoding="utf-8")
 

@@ -26,6 +26,8 @@ def test_batchnorm_statistics_are_not_the_identity(tiny_model):
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     a = DSSSQA.from_pretrained(make_tiny(tmp_path / "a", seed=3), device="cpu")
     b = DSSSQA.from_pretrained(make_tiny(tmp_path / "b", seed=3), device="cpu")
+    # config.json records the sha256 of every file: equal configs mean byte-identical folders.
+    assert (tmp_path / "a" / "config.json").read_text() == (tmp_path / "b" / "config.json").read_text()
     c = build_random_model("tiny", seed=4)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name

@@ -77,7 +77,7 @@ def test_missing_fold_file(weights_copy):
 
 def test_missing_backbone_file(weights_copy):
     (weights_copy / "semantic" / "model.safetensors").unlink()
-    with pytest.raises(WeightsNotFoundError, match="lacks model.safetensors"):
+    with pytest.raises(WeightsNotFoundError, match="lacks the file semantic/model.safetensors"):
         DSSSQA.from_pretrained(weights_copy, device="cpu")
 
 
@@ -156,4 +156,4 @@ def test_hub_repo_loads_offline_from_the_hugging_face_cache(tiny_dir, tmp_path, 
 
     missing = run_offline("import semantic_iqa; semantic_iqa.DSSSQA.from_pretrained('someone/absent')", cache)
     assert missing.returncode != 0
-    assert "WeightsNotFoundError" in missing.stderr and "hf download someone/absent" in missing.stderr
+    assert "WeightsNotFoundError" in missing.stderr and "semantic-iqa download" in missing.stderr
