@@ -8,11 +8,13 @@
 from .api import PairScore, clear_model_cache, load_model, score, score_details
 from .config import DSSSQAConfig
 from .errors import (
+    ConversionError,
     ImageLoadError,
     ImageNotFoundError,
     InvalidInputError,
     InvalidOptionError,
     SemanticIQAError,
+    WeightsCacheError,
     WeightsError,
     WeightsFormatError,
     WeightsIntegrityError,
@@ -23,6 +25,7 @@ from .model import DSSSQA, DSSSQAOutput
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConversionError",
     "DSSSQA",
     "DSSSQAConfig",
     "DSSSQAOutput",
@@ -32,6 +35,7 @@ __all__ = [
     "InvalidOptionError",
     "PairScore",
     "SemanticIQAError",
+    "WeightsCacheError",
     "WeightsError",
     "WeightsFormatError",
     "WeightsIntegrityError",

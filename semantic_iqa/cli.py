@@ -78,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--revision", help="branch, tag or commit of the weights repo")
     info.set_defaults(handler=_info)
 
+    convert = commands.add_parser(
+        "convert-siqav3",
+        help="convert the DSS-SQA authors' fold checkpoints (.pth) into a weights folder",
+        description="Convert the authors' fold checkpoints, fold 0 first, into a weights folder. "
+        "WARNING: the checkpoints are pickles, read with torch.load(weights_only=False), which can run code "
+        "stored in them: convert only files you trust. Only the files named here are read that way.",
+    )
+    convert.add_argument("checkpoints", nargs="+", help="fold checkpoints in fold order (fold_0/.../best.pth ...)")
+    convert.add_argument("--out", required=True, help="weights folder to write")
+    convert.add_argument(
+        "--hub-backbones", action="store_true", help="reference the Hub backbones instead of storing the checkpoint's"
+    )
+    convert.add_argument(
+        "--architecture-from", help="weights folder whose stored backbones give non-reference architectures"
+    )
+    convert.set_defaults(handler=_convert)
+
     tiny = commands.add_parser("make-tiny", help="write a tiny random weights folder (real classes) for tests")
     tiny.add_argument("dir", help="folder to write")
     tiny.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -117,6 +134,16 @@ def _info(args: argparse.Namespace) -> int:
     from .hub import describe
 
     print("\n".join(describe(args.name, args.revision)))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import convert_siqav3
+
+    out = convert_siqav3(
+        args.checkpoints, args.out, hub_backbones=args.hub_backbones, architecture_from=args.architecture_from
+    )
+    print(f"converted {len(args.checkpoints)} fold(s) -> {out}")
     return 0
 
 

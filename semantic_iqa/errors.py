@@ -45,3 +45,7 @@ class WeightsIntegrityError(WeightsError):
 
 class WeightsCacheError(WeightsError):
     """The Hugging Face cache cannot be written: permission denied, read-only, or disk full."""
+
+
+class ConversionError(SemanticIQAError, ValueError):
+    """An authors' checkpoint cannot be converted: unreadable, other layout, or non-reference settings."""
