@@ -22,11 +22,12 @@ from typing import Any
 import timm
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from .config import BackboneSpec
-from .errors import WeightsFormatError, WeightsNotFoundError
+from .errors import SemanticIQAError, WeightsFormatError, WeightsNotFoundError
 
 # Files a backbone needs from its Hub repo (the CLIP repo also holds the text tower in
 # the same file; transformers keeps only the vision weights).
@@ -59,12 +60,22 @@ class FrozenEncoder(nn.Module):
                 f"backbone {spec.name!r}: {cls.__name__} loads {cls.library} models, not {spec.library!r}"
             )
         if spec.path is not None:
-            return cls.from_folder(weights_root / spec.path)
-        from .hub import snapshot  # only Hub-referenced backbones need it
+            folder = weights_root / spec.path
+        else:
+            from .hub import snapshot  # only Hub-referenced backbones need it
 
-        return cls.from_folder(
-            snapshot(spec.repo_id, revision=spec.revision, allow_patterns=BACKBONE_FILES, what=f"backbone {spec.name}")
-        )
+            folder = snapshot(
+                spec.repo_id, revision=spec.revision, allow_patterns=BACKBONE_FILES, what=f"backbone {spec.name}"
+            )
+        try:
+            return cls.from_folder(folder)
+        except SemanticIQAError:
+            raise
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # damaged or foreign files
+            hint = "download it again with --force" if spec.repo_id else "export the weights folder again"
+            raise WeightsFormatError(
+                f"backbone {spec.name}: cannot load {folder}: {str(exc).splitlines()[0]}; {hint}"
+            ) from None
 
 
 class StructureEncoder(FrozenEncoder):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from huggingface_hub import constants, snapshot_download
+from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -91,6 +92,34 @@ def snapshot(
                 "point HF_HUB_CACHE at a writable folder"
             ) from None
         raise
+
+
+def push_folder(
+    folder: Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload DSS-SQA weights",
+    create_pr: bool = False,
+) -> str:
+    """Create `repo_id` if needed and upload `folder` to it in one commit; returns the commit URL."""
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            revision=revision,
+            commit_message=commit_message,
+            create_pr=create_pr,
+        )
+    except OfflineModeIsEnabled:
+        raise WeightsError(f"cannot push to {repo_id}: HF_HUB_OFFLINE is set") from None
+    except HfHubHTTPError as exc:
+        raise WeightsError(f"push to {repo_id} failed: {exc}".splitlines()[0]) from None
+    return commit.commit_url
 
 
 def prefetch(

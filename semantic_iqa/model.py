@@ -11,6 +11,7 @@ Data flow for a batch of B pairs (one backbone pass per image serves every fold)
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,34 @@ class DSSSQA(nn.Module):
                 encoder.save(folder / spec.path)
         write_weights(folder, self.config, [self.heads.fold_state_dict(k) for k in range(self.config.num_folds)])
         return folder
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str = "Upload DSS-SQA weights",
+        create_pr: bool = False,
+    ) -> str:
+        """Upload this model's weights folder (as `save_pretrained` writes it) to a Hub repo.
+
+        The repo is created if needed. Returns the URL of the commit.
+        """
+        from .hub import push_folder
+
+        with tempfile.TemporaryDirectory() as staging:
+            folder = self.save_pretrained(Path(staging) / "weights")
+            return push_folder(
+                folder,
+                repo_id,
+                revision=revision,
+                private=private,
+                token=token,
+                commit_message=commit_message,
+                create_pr=create_pr,
+            )
 
     # -- scoring -----------------------------------------------------------------------
     @property

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +38,28 @@ def random_rgb(width: int, height: int, seed: int, low: int = 1) -> Image.Image:
     """Random RGB image with no pure-black pixel (so padding can be located)."""
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(low, 256, size=(height, width, 3), dtype=np.uint8))
+
+
+def hand_made_hub_cache(cache: Path, repo_id: str, source: Path) -> Path:
+    """The Hugging Face cache layout: refs/main names a commit whose snapshot holds the files."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return Path(shutil.copytree(source, repo / "snapshots" / commit))
+
+
+def offline_env(cache: Path, **extra: str) -> dict[str, str]:
+    """Environment of a fresh process that uses `cache` as its Hugging Face cache, offline."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(cache),
+        "HF_HOME": str(cache.parent / "home"),
+        **extra,
+    }
+
+
+def run_python(code: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter (environment variables are read at import time)."""
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)

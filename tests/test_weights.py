@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import hand_made_hub_cache, offline_env, run_python
 from safetensors.torch import load_file, save_file
 
 from semantic_iqa import DSSSQA
@@ -125,20 +123,6 @@ def test_something_that_is_neither_folder_nor_repo_id(tmp_path):
         resolve_weights("a/b/c")
 
 
-def hand_made_hub_cache(cache: Path, repo_id: str, source: Path) -> None:
-    """The Hugging Face cache layout: refs/main names a commit whose snapshot holds the files."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    shutil.copytree(source, repo / "snapshots" / commit)
-
-
-def run_offline(code: str, cache: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(cache.parent / "home")}
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-
-
 def test_hub_repo_loads_offline_from_the_hugging_face_cache(tiny_dir, tmp_path, photo):
     cache = tmp_path / "hub"
     hand_made_hub_cache(cache, "someone/tiny-dss-sqa", tiny_dir)
@@ -149,11 +133,13 @@ def test_hub_repo_loads_offline_from_the_hugging_face_cache(tiny_dir, tmp_path, 
         f"print(semantic_iqa.score(r'{tmp_path / 'ref.png'}', r'{tmp_path / 'dist.png'}', "
         "weights='someone/tiny-dss-sqa', device='cpu'))"
     )
-    result = run_offline(code, cache)
+    result = run_python(code, offline_env(cache))
     assert result.returncode == 0, result.stderr
     expected = DSSSQA.from_pretrained(tiny_dir, device="cpu").predict(photo, photo.rotate(20)).score.item()
     assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(expected, abs=1e-6)
 
-    missing = run_offline("import semantic_iqa; semantic_iqa.DSSSQA.from_pretrained('someone/absent')", cache)
+    missing = run_python(
+        "import semantic_iqa; semantic_iqa.DSSSQA.from_pretrained('someone/absent')", offline_env(cache)
+    )
     assert missing.returncode != 0
     assert "WeightsNotFoundError" in missing.stderr and "semantic-iqa download" in missing.stderr
