@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,26 @@ def test_save_refuses_a_folder_holding_something_else_but_overwrites_weights(tin
     assert json.loads((tmp_path / "config.json").read_text()) == {"my": "project settings"}
     tiny_model.save_pretrained(tmp_path / "w")
     tiny_model.save_pretrained(tmp_path / "w")  # again, over the same weights folder
+
+
+def test_model_card_records_provenance_figures_licences_and_citation(tiny_model, tmp_path):
+    model = DSSSQA(
+        replace(
+            tiny_model.config,
+            provenance={
+                "training_data": "LoViF train, 510 pairs",
+                "cross_validation": {"SROCC": 0.857, "Final": 0.8611},
+                "seed": 3407,
+            },
+        ),
+        tiny_model.structure,
+        tiny_model.semantic,
+        tiny_model.heads,
+    )
+    card = (model.save_pretrained(tmp_path / "w") / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: semantic-iqa")
+    assert "LoViF train, 510 pairs" in card and "| SROCC | 0.857 |" in card and '"seed": 3407' in card
+    assert "DINOv3 License" in card and "## Citation" in card
 
 
 def test_folder_contents(tiny_dir):
