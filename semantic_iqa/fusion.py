@@ -15,8 +15,10 @@ def fuse_features(
     """Concatenate the DSS-SQA fusion blocks.
 
     Args:
-        structure_ref, structure_dist: [B, Ds] structure (DINOv3 CLS) features.
-        semantic_ref, semantic_dist: [B, Dc] semantic (CLIP pooled) features.
+        structure_ref: [B, Ds] structure (DINOv3 CLS) features of the references.
+        structure_dist: [B, Ds] the same for the distorted images.
+        semantic_ref: [B, Dc] semantic (CLIP pooled) features of the references.
+        semantic_dist: [B, Dc] the same for the distorted images.
 
     Returns:
         fused: [B, 3*Ds + 3*Dc + 1], in this order: s_r, s_d, |s_r - s_d|, c_r, |c_r - c_d|,

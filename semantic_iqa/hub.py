@@ -39,7 +39,8 @@ def snapshot(
     """Local folder holding `repo_id` at `revision`, downloaded into the HF cache if needed.
 
     Args:
-        repo_id, revision: the Hub repo and its branch, tag or commit (`None` = main).
+        repo_id: the Hub repo.
+        revision: its branch, tag or commit (`None` = main).
         allow_patterns: only these files (glob patterns); `None` = the whole repo.
         what: what the repo is for, to start error messages ("weights", "backbone ...").
         force_download: fetch again even if cached (repairs a damaged cache).
