@@ -20,7 +20,9 @@ from .errors import (
     WeightsIntegrityError,
     WeightsNotFoundError,
 )
+from .loss import DSSSQALoss
 from .model import DSSSQA, DSSSQAOutput
+from .reference_cache import ReferenceCache
 
 __version__ = "0.1.0"
 
@@ -28,12 +30,14 @@ __all__ = [
     "ConversionError",
     "DSSSQA",
     "DSSSQAConfig",
+    "DSSSQALoss",
     "DSSSQAOutput",
     "ImageLoadError",
     "ImageNotFoundError",
     "InvalidInputError",
     "InvalidOptionError",
     "PairScore",
+    "ReferenceCache",
     "SemanticIQAError",
     "WeightsCacheError",
     "WeightsError",
@@ -46,3 +50,7 @@ __all__ = [
     "score",
     "score_details",
 ]
+
+from .integrations import register_available as _register_available
+
+_register_available()

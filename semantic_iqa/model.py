@@ -14,11 +14,14 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from .reference_cache import ReferenceCache
 
 from .backbones import SemanticEncoder, StructureEncoder
 from .config import DSSSQAConfig, check_gate_mode
@@ -30,6 +33,17 @@ from .heads import FoldHeads, expected_score
 from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
 from .preprocess import normalize
 from .weights import checked_file, is_weights_folder, read_config, read_fold_tensors, resolve_weights, write_weights
+
+
+@dataclass
+class ImageFeatures:
+    """Backbone features of B images: structure [B, Ds] (DINOv3 CLS), semantic [B, Dc] (CLIP pooled)."""
+
+    structure: torch.Tensor
+    semantic: torch.Tensor
+
+    def __getitem__(self, index: slice | torch.Tensor | list[int]) -> ImageFeatures:
+        return ImageFeatures(self.structure[index], self.semantic[index])
 
 
 @dataclass
@@ -198,20 +212,18 @@ class DSSSQA(nn.Module):
         size = self.config.preprocess.image_size
         return self.score_padded(load_padded_batch(ref, size), load_padded_batch(dist, size), gate)
 
-    def score_padded(self, ref: torch.Tensor, dist: torch.Tensor, gate: str | None = None) -> DSSSQAOutput:
-        """Score images that are already resize-padded: [B, 3, S, S] in [0, 1] each."""
+    def encode(self, images: torch.Tensor) -> ImageFeatures:
+        """Backbone features of resize-padded images [B, 3, S, S] in [0, 1] (one pass of each backbone)."""
+        pixels = normalize(images.to(self.device, self.pixel_mean.dtype), self.pixel_mean, self.pixel_std)
+        return ImageFeatures(self.structure(pixels), self.semantic(pixels))
+
+    def score_features(self, ref: ImageFeatures, dist: ImageFeatures, gate: str | None = None) -> DSSSQAOutput:
+        """Fusion, fold heads, gate (eval mode only) and ensemble, from backbone features."""
         gate = check_gate_mode(self.config.gate.mode if gate is None else gate)
-        check_same_length(ref, dist)
-        batch = ref.shape[0]
-        pixels = torch.cat([images.to(self.device, self.pixel_mean.dtype) for images in (ref, dist)])
-        pixels = normalize(pixels, self.pixel_mean, self.pixel_std)
-        # One pass of each backbone over refs and dists together.
-        structure = self.structure(pixels)
-        semantic = self.semantic(pixels)
-        fused, cosine = fuse_features(structure[:batch], structure[batch:], semantic[:batch], semantic[batch:])
+        fused, cosine = fuse_features(ref.structure, dist.structure, ref.semantic, dist.semantic)
         logits = self.heads(fused)
         if self.training:  # the gate never applies while training
-            gated = torch.zeros(batch, dtype=torch.bool, device=logits.device)
+            gated = torch.zeros(cosine.shape, dtype=torch.bool, device=logits.device)
         else:
             logits, gated = apply_gate(logits, cosine, gate, self.config.gate)
         fold_scores = expected_score(logits)
@@ -223,6 +235,26 @@ class DSSSQA(nn.Module):
             gated=gated,
             logits=logits,
         )
+
+    def score_padded(
+        self,
+        ref: torch.Tensor,
+        dist: torch.Tensor,
+        gate: str | None = None,
+        reference_cache: ReferenceCache | None = None,
+    ) -> DSSSQAOutput:
+        """Score images that are already resize-padded: [B, 3, S, S] in [0, 1] each.
+
+        With a `ReferenceCache`, reference features come from the cache when the same
+        reference pixels were seen before (and carry no gradient).
+        """
+        check_gate_mode(self.config.gate.mode if gate is None else gate)
+        check_same_length(ref, dist)
+        if reference_cache is not None:
+            return self.score_features(reference_cache.features(ref), self.encode(dist), gate)
+        features = self.encode(torch.cat([ref.to(dist.device), dist]))  # refs and dists in one pass
+        batch = ref.shape[0]
+        return self.score_features(features[:batch], features[batch:], gate)
 
     @torch.inference_mode()
     def predict(
