@@ -5,10 +5,12 @@
 3.87
 """
 
+from ._version import __version__
 from .api import PairScore, clear_model_cache, load_model, score, score_details
 from .config import DSSSQAConfig
 from .errors import (
     ConversionError,
+    DatasetError,
     ImageLoadError,
     ImageNotFoundError,
     InvalidInputError,
@@ -24,10 +26,9 @@ from .loss import DSSSQALoss
 from .model import DSSSQA, DSSSQAOutput
 from .reference_cache import ReferenceCache
 
-__version__ = "0.1.0"
-
 __all__ = [
     "ConversionError",
+    "DatasetError",
     "DSSSQA",
     "DSSSQAConfig",
     "DSSSQALoss",

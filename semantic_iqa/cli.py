@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import __version__
+from ._version import __version__
 from .api import load_model
 from .config import GATE_MODES
 from .errors import InvalidInputError, SemanticIQAError
@@ -95,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.set_defaults(handler=_convert)
 
+    train = commands.add_parser(
+        "train", help="train the fold heads on a labelled data set (LoViF layout) from cached features"
+    )
+    train.add_argument("--data", required=True, help="data set folder: Ref/, Dist/ and a score table")
+    train.add_argument("--scores", help="score table (.xlsx or .csv) if not the one in --data")
+    train.add_argument("--out", required=True, help="weights folder to write (plus a training/ report)")
+    train.add_argument("--weights", help="model whose backbones the heads are trained on (default: published)")
+    train.add_argument("--folds", type=_positive_int, default=5)
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--seed", type=int, default=3407)
+    train.add_argument("--cache", help="feature cache folder (default: ~/.cache/semantic-iqa/features)")
+    train.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    train.add_argument("--batch-size", type=_positive_int, default=16, help="images per backbone pass (extraction)")
+    train.add_argument("--workers", type=_non_negative_int, default=min(4, os.cpu_count() or 1))
+    train.set_defaults(handler=_train)
+
     tiny = commands.add_parser("make-tiny", help="write a tiny random weights folder (real classes) for tests")
     tiny.add_argument("dir", help="folder to write")
     tiny.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -144,6 +160,32 @@ def _convert(args: argparse.Namespace) -> int:
         args.checkpoints, args.out, hub_backbones=args.hub_backbones, architecture_from=args.architecture_from
     )
     print(f"converted {len(args.checkpoints)} fold(s) -> {out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import Recipe, train_from_folder
+
+    result = train_from_folder(
+        args.data,
+        args.out,
+        scores_file=args.scores,
+        weights=args.weights,
+        recipe=Recipe(folds=args.folds, epochs=args.epochs, seed=args.seed),
+        cache_dir=args.cache,
+        device=args.device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
+    columns = ("srocc", "plcc", "final", "mae", "rmse")
+    print("| fold | pairs | best epoch | " + " | ".join(c.upper() for c in columns) + " |")
+    print("|---" * (3 + len(columns)) + "|")
+    for row in result.summary()["per_fold"]:
+        figures = " | ".join(f"{row[c]:.4f}" for c in columns)
+        print(f"| {row['fold']} | {row['pairs']} | {row['best_epoch']} | {figures} |")
+    pooled = " | ".join(f"{result.pooled[c]:.4f}" for c in columns)
+    print(f"| pooled | {sum(len(f.held_out) for f in result.folds)} | - | {pooled} |")
+    print(f"weights -> {args.out}; report -> {Path(args.out) / 'training'}")
     return 0
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from .backbones import SemanticEncoder, StructureEncoder
 from .config import GATE_MODES, REFERENCE_CONFIG, REFERENCE_SEMANTIC_CONFIG, REFERENCE_STRUCTURE_ARGS, BackboneSpec
 from .errors import ConversionError

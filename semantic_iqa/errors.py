@@ -49,3 +49,7 @@ class WeightsCacheError(WeightsError):
 
 class ConversionError(SemanticIQAError, ValueError):
     """An authors' checkpoint cannot be converted: unreadable, other layout, or non-reference settings."""
+
+
+class DatasetError(SemanticIQAError, ValueError):
+    """A labelled data set cannot be used; the message lists every problem found."""
