@@ -22,23 +22,13 @@ import time
 import torch
 
 import semantic_iqa
-from semantic_iqa.devices import resolve_device
+from semantic_iqa.devices import describe_device, resolve_device
 from semantic_iqa.testing import build_random_model
 
 
 def peak_host_memory_mib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def time_batches(model, batch_size: int, device: torch.device, warmup: int, repeats: int) -> dict[str, float]:
@@ -86,7 +76,7 @@ def main() -> None:
     rows = [time_batches(model, b, device, args.warmup, args.repeats) for b in args.batch_sizes]
 
     print(
-        f"device: {device} ({device_name(device)}),"
+        f"device: {device} ({describe_device(device)}),"
         f" torch {torch.__version__}, threads {torch.get_num_threads()}, host memory after load {after_load:.0f} MiB"
     )
     header = "| batch | pairs/s | s/image | peak host MiB |" + (" peak GPU MiB |" if device.type == "cuda" else "")
@@ -101,7 +91,7 @@ def main() -> None:
         environment = {
             "semantic_iqa": semantic_iqa.__version__,
             "torch": torch.__version__,
-            "device": f"{device} ({device_name(device)})",
+            "device": f"{device} ({describe_device(device)})",
             "threads": torch.get_num_threads(),
             "python": platform.python_version(),
         }

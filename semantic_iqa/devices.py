@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 from .errors import InvalidOptionError
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable name: the GPU's model, or the CPU's model name from /proc/cpuinfo."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

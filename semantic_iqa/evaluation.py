@@ -78,3 +78,24 @@ def agreement(predicted: Sequence[float], labels: Sequence[float]) -> dict[str, 
         "mae": float(np.mean(np.abs(x - y))),
         "rmse": float(np.sqrt(np.mean((x - y) ** 2))),
     }
+
+
+def two_afc(distance_0: Sequence[float], distance_1: Sequence[float], judge: Sequence[float]) -> np.ndarray:
+    """Per-triplet 2AFC score of a distance-like metric (lower = more similar), BAPPS protocol.
+
+    `judge` is the fraction of people who found p1 closer to the reference. A triplet scores
+    (d0 < d1) * (1 - judge) + (d1 < d0) * judge + (d0 == d1) * 0.5. For a quality score q
+    (higher = better, like DSS-SQA) pass d = -q.
+    """
+    d0, d1 = _arrays(distance_0, distance_1)
+    j = np.asarray(judge, dtype=np.float64).ravel()
+    if j.shape != d0.shape or ((j < 0) | (j > 1)).any():
+        raise InvalidInputError("judge must hold one fraction in [0, 1] per triplet")
+    return (d0 < d1) * (1 - j) + (d1 < d0) * j + (d0 == d1) * 0.5
+
+
+def two_afc_hard_accuracy(distance_0: Sequence[float], distance_1: Sequence[float], judge: Sequence[float]) -> float:
+    """Agreement with the majority (judge >= 0.5 means p1 is closer); ties count half."""
+    d0, d1 = _arrays(distance_0, distance_1)
+    majority_p1 = np.asarray(judge, dtype=np.float64).ravel() >= 0.5
+    return float(np.mean(np.where(d0 == d1, 0.5, (d1 < d0) == majority_p1)))
