@@ -49,6 +49,7 @@ from semantic_iqa.inputs import load_padded
 from semantic_iqa.reference_cache import ReferenceCache
 
 BAPPS_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")
+OVERALL = "overall (mean of subsets)"  # the unweighted mean of the six subsets
 # Published 2AFC figures (soft agreement, %) on BAPPS val, from the datasets reference page.
 PUBLISHED_2AFC = {
     "human (LPIPS paper)": {"traditional": 80.8, "cnn": 84.4, "superres": 73.4, "overall": 73.9},
@@ -261,7 +262,7 @@ def run_bapps(root: Path, metrics: list[BenchMetric]) -> dict:
     for metric in metrics:
         subsets = results[metric.name]
         if subsets:
-            subsets["overall (mean of subsets)"] = {"2afc": float(np.mean([s["2afc"] for s in subsets.values()]))}
+            subsets[OVERALL] = {"2afc": float(np.mean([s["2afc"] for s in subsets.values()]))}
             subsets["pooled"] = {"2afc": 100 * float(np.concatenate(pooled[metric.name]).mean())}
     return results
 
@@ -371,7 +372,7 @@ def write_report(out: Path, results: dict) -> None:
         "",
     ]
     if results.get("bapps"):
-        columns = [*BAPPS_SUBSETS, "overall (mean of subsets)", "pooled"]
+        columns = [*BAPPS_SUBSETS, OVERALL, "pooled"]
         lines += [
             "## BAPPS 2AFC (val), 2AFC score %",
             "",
