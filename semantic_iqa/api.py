@@ -16,7 +16,7 @@ from .inputs import Images, is_single_image
 from .model import DSSSQA, DSSSQAOutput
 from .weights import weights_source
 
-_MODELS: dict[tuple[str, str | None, str], DSSSQA] = {}
+_MODELS: dict[tuple[str, str | None, str, str], DSSSQA] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -31,14 +31,16 @@ class PairScore:
     gated: bool
 
 
-def load_model(weights: str | os.PathLike | None = None, device: str | torch.device | None = None) -> DSSSQA:
+def load_model(
+    weights: str | os.PathLike | None = None, device: str | torch.device | None = None, precision: str = "fp32"
+) -> DSSSQA:
     """The model for `weights` (folder or Hub repo id; `None` = default) on `device`, cached."""
     target = resolve_device(device)
     _, name, revision = weights_source(weights)
-    key = (name, revision, str(target))
+    key = (name, revision, str(target), precision)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = DSSSQA.from_pretrained(name, revision=revision, device=target)
+            _MODELS[key] = DSSSQA.from_pretrained(name, revision=revision, device=target, precision=precision)
         return _MODELS[key]
 
 
@@ -57,6 +59,7 @@ def score(
     gate: str = "hard",
     batch_size: int = 16,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> float | torch.Tensor:
     """DSS-SQA semantic quality of `dist` against `ref`: in [0, 5], higher = better.
 
@@ -70,12 +73,15 @@ def score(
         gate: semantic gate mode, "hard" (default), "soft" or "off".
         batch_size: pairs per backbone pass.
         progress: show a progress bar.
+        precision: backbone precision, "fp32" (default, the reference) or "bf16" (faster on GPUs).
 
     Returns:
         A float for one pair; a 1-D float32 CPU tensor for a batch or list. No gradients:
         use `DSSSQA.forward` for those.
     """
-    output = load_model(weights, device).predict(ref, dist, gate=gate, batch_size=batch_size, progress=progress)
+    output = load_model(weights, device, precision).predict(
+        ref, dist, gate=gate, batch_size=batch_size, progress=progress
+    )
     scores = output.score.float().cpu()
     return float(scores[0]) if is_single_image(ref) else scores
 
@@ -89,12 +95,15 @@ def score_details(
     gate: str = "hard",
     batch_size: int = 16,
     progress: bool = False,
+    precision: str = "fp32",
 ) -> PairScore | list[PairScore]:
     """Like `score`, with the fold scores, their standard deviation, the CLIP cosine and the gate.
 
     Returns a `PairScore` for one pair, a list of them for a batch or list.
     """
-    output = load_model(weights, device).predict(ref, dist, gate=gate, batch_size=batch_size, progress=progress)
+    output = load_model(weights, device, precision).predict(
+        ref, dist, gate=gate, batch_size=batch_size, progress=progress
+    )
     pairs = records_to_pair_scores(output)
     return pairs[0] if is_single_image(ref) else pairs
 

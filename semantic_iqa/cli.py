@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     model_options.add_argument("--weights", help="weights folder or Hub repo id (default: the published model)")
     model_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     model_options.add_argument("--gate", default="hard", choices=GATE_MODES, help="semantic gate mode (default hard)")
+    model_options.add_argument(
+        "--precision", default="fp32", choices=("fp32", "bf16"), help="backbone precision (bf16: faster on GPUs)"
+    )
 
     score = commands.add_parser("score", parents=[model_options], help="score one pair and print it")
     score.add_argument("ref", help="reference image")
@@ -132,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    model = load_model(args.weights, args.device)
+    model = load_model(args.weights, args.device, args.precision)
     record = model.predict(args.ref, args.dist, gate=args.gate).to_records()[0]
     print(json.dumps(record) if args.json else f"{record['score']:.4f}")
     return 0
@@ -246,7 +249,7 @@ def _score_dir(args: argparse.Namespace) -> int:
     if args.json and out.suffix.lower() == ".json":
         raise InvalidInputError(f"--out {out} would be overwritten by the --json output; give the CSV a .csv name")
 
-    model = load_model(args.weights, args.device)
+    model = load_model(args.weights, args.device, args.precision)
     loader = DataLoader(
         _PairFolder(ref_dir, dist_dir, names, model.config.preprocess.image_size),
         batch_size=args.batch_size,

@@ -20,9 +20,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-if TYPE_CHECKING:
-    from .reference_cache import ReferenceCache
-
 from .backbones import SemanticEncoder, StructureEncoder
 from .config import DSSSQAConfig, check_gate_mode
 from .devices import resolve_device
@@ -33,6 +30,13 @@ from .heads import FoldHeads, expected_score
 from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
 from .preprocess import normalize
 from .weights import checked_file, is_weights_folder, read_config, read_fold_tensors, resolve_weights, write_weights
+
+if TYPE_CHECKING:  # the cache module imports this one
+    from .reference_cache import ReferenceCache
+
+
+_PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+_PRECISION_NAMES = {dtype: name for name, dtype in _PRECISIONS.items()} | {torch.float64: "fp64"}
 
 
 @dataclass
@@ -127,10 +131,13 @@ class DSSSQA(nn.Module):
         *,
         revision: str | None = None,
         device: str | torch.device | None = None,
+        precision: str = "fp32",
     ) -> DSSSQA:
         """Load a weights folder (local path or Hub repo id; `None` = the published model).
 
-        The model is returned in eval mode on `device` ("auto" = CUDA if available).
+        The model is returned in eval mode on `device` ("auto" = CUDA if available), with its
+        backbones in `precision` ("fp32", or "bf16": half the memory and much faster on
+        GPUs, heads and fusion stay in float32; see `set_precision`).
         """
         target = resolve_device(device)
         folder = resolve_weights(name_or_path, revision)
@@ -147,7 +154,7 @@ class DSSSQA(nn.Module):
                 model.heads.load_fold_state_dict(fold, tensors)
             except (KeyError, ValueError) as exc:
                 raise WeightsFormatError(f"{folder / fold_files[fold]['file']}: {exc}") from None
-        return model.to(target).eval()
+        return model.to(target).set_precision(precision).eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write a complete weights folder that `from_pretrained` reads; returns its path."""
@@ -212,10 +219,41 @@ class DSSSQA(nn.Module):
         size = self.config.preprocess.image_size
         return self.score_padded(load_padded_batch(ref, size), load_padded_batch(dist, size), gate)
 
+    @property
+    def precision(self) -> str:
+        """Backbone precision: "fp32" or "bf16" (the heads always run in the model's float dtype)."""
+        return _PRECISION_NAMES[next(self.structure.parameters()).dtype]
+
+    def set_precision(self, precision: str) -> DSSSQA:
+        """Run the backbones in "fp32" or "bf16"; fusion, heads and gate stay in float32.
+
+        bf16 halves the backbones' memory and uses the GPU's bf16 matrix units; the features
+        are converted back to float32 before the fusion, so the heads see the precision they
+        were trained with. Returns the model.
+        """
+        if precision not in _PRECISIONS:
+            raise InvalidOptionError(f"unknown precision {precision!r}; choose one of {', '.join(_PRECISIONS)}")
+        self.structure.to(_PRECISIONS[precision])
+        self.semantic.to(_PRECISIONS[precision])
+        return self
+
     def encode(self, images: torch.Tensor) -> ImageFeatures:
-        """Backbone features of resize-padded images [B, 3, S, S] in [0, 1] (one pass of each backbone)."""
-        pixels = normalize(images.to(self.device, self.pixel_mean.dtype), self.pixel_mean, self.pixel_std)
-        return ImageFeatures(self.structure(pixels), self.semantic(pixels))
+        """Backbone features of resize-padded images [B, 3, S, S] in [0, 1] (one pass of each backbone).
+
+        Features come back in the heads' dtype whatever the backbone precision.
+        """
+        pixels = normalize(
+            images.to(self.device, self.pixel_mean.dtype, non_blocking=True), self.pixel_mean, self.pixel_std
+        )
+        backbone_dtype = next(self.structure.parameters()).dtype
+        if backbone_dtype != pixels.dtype:
+            pixels = pixels.to(backbone_dtype)
+        features = ImageFeatures(self.structure(pixels), self.semantic(pixels))
+        if backbone_dtype != self.pixel_mean.dtype:
+            features = ImageFeatures(
+                features.structure.to(self.pixel_mean.dtype), features.semantic.to(self.pixel_mean.dtype)
+            )
+        return features
 
     def score_features(self, ref: ImageFeatures, dist: ImageFeatures, gate: str | None = None) -> DSSSQAOutput:
         """Fusion, fold heads, gate (eval mode only) and ensemble, from backbone features."""
@@ -248,7 +286,6 @@ class DSSSQA(nn.Module):
         With a `ReferenceCache`, reference features come from the cache when the same
         reference pixels were seen before (and carry no gradient).
         """
-        check_gate_mode(self.config.gate.mode if gate is None else gate)
         check_same_length(ref, dist)
         if reference_cache is not None:
             return self.score_features(reference_cache.features(ref), self.encode(dist), gate)

@@ -188,3 +188,16 @@ def test_model_errors(tiny_model, pairs):
             tiny_model.structure,
             tiny_model.semantic,
         )
+
+
+def test_bf16_backbones_keep_float32_heads_and_stay_close(tiny_dir, pairs):
+    refs, dists = pairs
+    reference = DSSSQA.from_pretrained(tiny_dir, device="cpu")
+    fast = DSSSQA.from_pretrained(tiny_dir, device="cpu", precision="bf16")
+    assert (reference.precision, fast.precision) == ("fp32", "bf16")
+    assert fast.heads.linear1_weight.dtype == torch.float32
+    out32, out16 = reference.predict(refs, dists), fast.predict(refs, dists)
+    assert out16.score.dtype == torch.float32
+    assert (out32.score - out16.score).abs().max() < 0.05  # tiny random model; real figures: benchmarks/gpu_speed.py
+    with pytest.raises(InvalidOptionError, match="unknown precision"):
+        fast.set_precision("fp8")
