@@ -410,9 +410,10 @@ def write_report(out: Path, results: dict) -> None:
             "|---|---|---|---|---|---|",
         ]
         for r in results["speed"]:
+            gpu = f"{r['peak_gpu_mib']:.0f}" if "peak_gpu_mib" in r else "-"
             lines.append(
                 f"| {r['metric']} | {r['batch']} | {r['pairs_per_s']:.2f} | {r['s_per_image']:.4f} | "
-                f"{r['peak_host_mib']:.0f} | {r.get('peak_gpu_mib', float('nan')):.0f} |"
+                f"{r['peak_host_mib']:.0f} | {gpu} |"
             )
         lines.append("")
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
