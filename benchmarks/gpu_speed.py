@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +31,7 @@ from semantic_iqa.devices import describe_device, resolve_device
 from semantic_iqa.inputs import load_padded
 from semantic_iqa.reference_cache import ReferenceCache
 from semantic_iqa.testing import build_random_model
+from semantic_iqa.timing import time_call
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ref.png"
 
@@ -72,23 +71,11 @@ def time_variant(model, cache, device, batch: int, repeats: int) -> dict:
     generator = torch.Generator().manual_seed(batch)
     ref = torch.rand(batch, 3, 224, 224, generator=generator).to(device)
     dist = (ref * 0.9).clamp(0, 1)
-    seconds = []
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    with torch.inference_mode():
-        for step in range(1 + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            model.score_padded(ref, dist, reference_cache=cache)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if step:
-                seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)
-    row = {"batch": batch, "pairs_per_s": batch / median, "dist_images_per_s": batch / median if cache else None}
-    if device.type == "cuda":
-        row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    timing = time_call(lambda: model.score_padded(ref, dist, reference_cache=cache), device, repeats=repeats)
+    rate = batch / timing.median_s
+    row = {"batch": batch, "pairs_per_s": rate, "dist_images_per_s": rate if cache else None}
+    if timing.peak_gpu_mib is not None:
+        row["peak_gpu_mib"] = timing.peak_gpu_mib
     return row
 
 

@@ -29,12 +29,11 @@ import csv
 import importlib.metadata
 import json
 import platform
-import resource
-import statistics
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +46,7 @@ from semantic_iqa.devices import describe_device, resolve_device
 from semantic_iqa.evaluation import agreement, logistic_plcc, two_afc, two_afc_hard_accuracy
 from semantic_iqa.inputs import load_padded
 from semantic_iqa.reference_cache import ReferenceCache
+from semantic_iqa.timing import time_call
 
 BAPPS_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")
 OVERALL = "overall (mean of subsets)"  # the unweighted mean of the six subsets
@@ -285,38 +285,22 @@ def run_speed(metrics: list[BenchMetric], device: torch.device, batch_sizes: lis
         ref = torch.rand(batch, 3, 224, 224, generator=generator).to(device)
         dist = (ref * 0.9).clamp(0, 1)
         for name, function in variants:
-            seconds = []
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            with torch.inference_mode():
-                for step in range(1 + repeats):  # one warm-up
-                    _synchronise(device)
-                    start = time.perf_counter()
-                    function(ref, dist)
-                    _synchronise(device)
-                    if step:
-                        seconds.append(time.perf_counter() - start)
-            median = statistics.median(seconds)
+            timing = time_call(partial(function, ref, dist), device, repeats=repeats)
             row = {
                 "metric": name,
                 "batch": batch,
-                "pairs_per_s": batch / median,
-                "s_per_image": median / (2 * batch),
-                "peak_host_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "pairs_per_s": batch / timing.median_s,
+                "s_per_image": timing.median_s / (2 * batch),
+                "peak_host_mib": timing.peak_host_mib,
             }
-            if device.type == "cuda":
-                row["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+            if timing.peak_gpu_mib is not None:
+                row["peak_gpu_mib"] = timing.peak_gpu_mib
             rows.append(row)
     return rows
 
 
 def _pad(images: torch.Tensor, model: semantic_iqa.DSSSQA) -> torch.Tensor:
     return torch.stack([load_padded(image, model.config.preprocess.image_size) for image in images])
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # -- report --------------------------------------------------------------------------------

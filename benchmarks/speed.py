@@ -16,48 +16,29 @@ import argparse
 import json
 import platform
 import resource
-import statistics
-import time
 
 import torch
 
 import semantic_iqa
 from semantic_iqa.devices import describe_device, resolve_device
 from semantic_iqa.testing import build_random_model
-
-
-def peak_host_memory_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from semantic_iqa.timing import time_call
 
 
 def time_batches(model, batch_size: int, device: torch.device, warmup: int, repeats: int) -> dict[str, float]:
     generator = torch.Generator().manual_seed(batch_size)
     ref = torch.rand(batch_size, 3, 224, 224, generator=generator).to(device)
     dist = (ref * 0.9).clamp(0, 1)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    seconds = []
-    with torch.inference_mode():
-        for step in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            model(ref, dist)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if step >= warmup:
-                seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)
+    timing = time_call(lambda: model(ref, dist), device, warmup=warmup, repeats=repeats)
     result = {
         "batch_size": batch_size,
-        "median_s_per_batch": median,
-        "pairs_per_s": batch_size / median,
-        "s_per_image": median / (2 * batch_size),
-        "peak_host_mib": peak_host_memory_mib(),
+        "median_s_per_batch": timing.median_s,
+        "pairs_per_s": batch_size / timing.median_s,
+        "s_per_image": timing.median_s / (2 * batch_size),
+        "peak_host_mib": timing.peak_host_mib,
     }
-    if device.type == "cuda":
-        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if timing.peak_gpu_mib is not None:
+        result["peak_gpu_mib"] = timing.peak_gpu_mib
     return result
 
 
@@ -72,7 +53,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     model = build_random_model("full").to(device).eval()
-    after_load = peak_host_memory_mib()
+    after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = [time_batches(model, b, device, args.warmup, args.repeats) for b in args.batch_sizes]
 
     print(

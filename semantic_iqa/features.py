@@ -28,17 +28,14 @@ from tqdm.auto import tqdm
 
 from .inputs import load_padded
 from .model import DSSSQA
+from .weights import sha256_file
 
 FLIPS = 2  # index 0: the image as is; 1: flipped left-right (after resize-pad)
 
 
 def file_key(path: Path) -> str:
     """Content key of an image file: its sha256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def model_fingerprint(model: DSSSQA) -> str:
