@@ -1,19 +1,23 @@
 """A tiny stand-in for the Hugging Face Hub's HTTP API on 127.0.0.1, for tests only.
 
 It answers the calls `huggingface_hub.snapshot_download` makes (repo info by revision, the
-file tree, HEAD/GET of each file) for repos held in memory, and the Hub's error responses
+file tree, HEAD/GET of each file) for repos held in memory, the calls `upload_folder` makes
+(create repo, preupload, an NDJSON commit of regular files), and the Hub's error responses
 (`X-Error-Code: RepoNotFound | RevisionNotFound | GatedRepo`) for the others. The client
 library is the real one; only the server is ours.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+import yaml
 
 
 class FakeHub:
@@ -35,6 +39,9 @@ class FakeHub:
             def do_GET(self) -> None:
                 hub._answer(self, with_body=True)
 
+            def do_POST(self) -> None:
+                hub._receive(self)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -45,7 +52,45 @@ class FakeHub:
         }
 
     def commit(self, repo_id: str) -> str:
-        return hashlib.sha1(repo_id.encode()).hexdigest()
+        digest = hashlib.sha1(repo_id.encode())
+        for name, data in sorted(self.repos.get(repo_id, {}).items()):
+            digest.update(name.encode() + hashlib.sha1(data).digest())
+        return digest.hexdigest()
+
+    def _receive(self, handler: BaseHTTPRequestHandler) -> None:
+        path = unquote(urlparse(handler.path).path)
+        self.requests.append(f"POST {path}")
+        body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "validate-yaml"]:  # the model card's metadata, checked before a commit
+            content = json.loads(body)["content"]
+            try:
+                metadata = yaml.safe_load(content.split("---")[1]) if content.startswith("---") else {}
+            except yaml.YAMLError as exc:
+                return self._send(handler, 400, str(exc).encode(), {}, True)
+            status = 200 if isinstance(metadata, dict) else 400
+            return self._send(handler, status, json.dumps({"warnings": []}).encode(), {}, True)
+        if parts[:3] == ["api", "repos", "create"]:
+            request = json.loads(body)
+            repo_id = f"{request['organization']}/{request['name']}" if request.get("organization") else request["name"]
+            status = 409 if repo_id in self.repos else 200
+            self.repos.setdefault(repo_id, {})
+            return self._send(handler, status, json.dumps({"url": f"{self.endpoint}/{repo_id}"}).encode(), {}, True)
+        repo_id, action = "/".join(parts[2:4]), parts[4]
+        if action == "preupload":
+            files = [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in json.loads(body)["files"]
+            ]
+            return self._send(handler, 200, json.dumps({"files": files}).encode(), {}, True)
+        if action == "commit":
+            for line in body.splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    self.repos[repo_id][item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            commit = self.commit(repo_id)
+            answer = {"commitUrl": f"{self.endpoint}/{repo_id}/commit/{commit}", "commitOid": commit}
+            return self._send(handler, 200, json.dumps(answer).encode(), {}, True)
+        return self._send(handler, 404, b"{}", {}, True)
 
     def __enter__(self) -> FakeHub:
         self.thread.start()

@@ -246,6 +246,22 @@ def test_cache_that_cannot_be_written(hub, tmp_path, options, message):
     assert "WeightsCacheError" in error and message in error and "HF_HUB_CACHE" in error
 
 
+def test_push_to_hub_then_load_by_repo_id(hub, tiny_dir, tmp_path, local_score):
+    env = {**online_env(hub, tmp_path / "hub"), "HF_TOKEN": "hf_test_token"}
+    push = (
+        f"import semantic_iqa; m = semantic_iqa.DSSSQA.from_pretrained(r'{tiny_dir}', device='cpu'); "
+        "print('URL', m.push_to_hub('org/pushed'))"
+    )
+    result = run_python(push, env)
+    assert result.returncode == 0, result.stderr
+    assert printed(result, "URL").startswith(f"{hub.endpoint}/org/pushed/commit/")
+    assert set(hub.repos["org/pushed"]) == {
+        p.relative_to(tiny_dir).as_posix() for p in tiny_dir.rglob("*") if p.is_file()
+    }
+    pulled = run_python(score_code("org/pushed"), online_env(hub, tmp_path / "other-cache"))
+    assert float(printed(pulled, "SCORE")) == pytest.approx(local_score, abs=1e-6)
+
+
 def test_push_to_hub_offline_says_so(tiny_dir, tmp_path):
     code = (
         f"import semantic_iqa; m = semantic_iqa.DSSSQA.from_pretrained(r'{tiny_dir}', device='cpu'); "
