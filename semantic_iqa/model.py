@@ -23,13 +23,13 @@ from tqdm.auto import tqdm
 from .backbones import SemanticEncoder, StructureEncoder
 from .config import DSSSQAConfig, check_gate_mode
 from .devices import resolve_device
-from .errors import InvalidOptionError, WeightsError, WeightsFormatError
+from .errors import InvalidOptionError, WeightsFormatError
 from .fusion import fuse_features
 from .gate import apply_gate
 from .heads import FoldHeads, expected_score
 from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
 from .preprocess import normalize
-from .weights import checked_file, is_weights_folder, read_config, read_fold_tensors, resolve_weights, write_weights
+from .weights import check_writable, checked_file, read_config, read_fold_tensors, resolve_weights, write_weights
 
 if TYPE_CHECKING:  # the cache module imports this one
     from .reference_cache import ReferenceCache
@@ -159,9 +159,7 @@ class DSSSQA(nn.Module):
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write a complete weights folder that `from_pretrained` reads; returns its path."""
         folder = Path(folder)
-        if folder.is_dir() and any(folder.iterdir()) and not is_weights_folder(folder):
-            # Never scatter files over (or overwrite the config.json of) something else.
-            raise WeightsError(f"refusing to write weights into {folder}: it is not empty and not a weights folder")
+        check_writable(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for spec, encoder in ((self.config.structure, self.structure), (self.config.semantic, self.semantic)):
             if spec.path is not None:

@@ -33,14 +33,13 @@ from tqdm.auto import tqdm
 from ._version import __version__
 from .config import DSSSQAConfig
 from .data import PairSet, read_pairs
-from .errors import InvalidOptionError
 from .evaluation import agreement, final_score, plcc, srocc
 from .features import FeatureCache
 from .fusion import fuse_features
 from .gate import apply_gate
 from .heads import FoldHeads, expected_score
 from .model import DSSSQA
-from .weights import is_weights_folder
+from .weights import check_writable
 
 
 @dataclass(frozen=True)
@@ -248,8 +247,7 @@ def train_from_folder(
     recipe = recipe or Recipe()
     pairs = read_pairs(data_dir, scores_file)  # every problem reported before any compute
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not is_weights_folder(out):
-        raise InvalidOptionError(f"refusing to write into {out}: it is not empty and not a weights folder")
+    check_writable(out)  # before any compute, not only when saving at the end
     base = DSSSQA.from_pretrained(weights, device=device)
     cache = FeatureCache(cache_dir or default_cache_dir(), base)
     keys = cache.extract(pairs.ref_paths + pairs.dist_paths, batch_size=batch_size, workers=workers, progress=progress)

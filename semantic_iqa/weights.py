@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import FORMAT_NAME, DSSSQAConfig
-from .errors import WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
+from .errors import WeightsError, WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
 
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
@@ -97,6 +97,15 @@ class FolderContents(NamedTuple):
     config: DSSSQAConfig
     fold_files: list[dict[str, str]]  # one {"file", "sha256"} per fold, in fold order
     backbone_files: list[dict[str, str]]  # every file of the locally stored backbones
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse to write weights into a non-empty folder that is not already a weights folder.
+
+    Never scatter files over (or overwrite the config.json of) something else.
+    """
+    if folder.is_dir() and any(folder.iterdir()) and not is_weights_folder(folder):
+        raise WeightsError(f"refusing to write weights into {folder}: it is not empty and not a weights folder")
 
 
 def read_config(folder: Path) -> FolderContents:

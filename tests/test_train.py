@@ -176,3 +176,28 @@ def test_train_command_refuses_a_bad_data_set_before_any_work(tiny_dir, tmp_path
     status = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--weights", str(tiny_dir)])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "2 problem(s)" in err[0]
+
+
+def test_train_command_refuses_an_occupied_output_folder_before_any_work(tiny_dir, lovif, tmp_path, capsys):
+    out = tmp_path / "occupied"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = [
+        "train",
+        "--data",
+        str(lovif),
+        "--out",
+        str(out),
+        "--weights",
+        str(tiny_dir),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+    ]
+    assert main(argv) == 2
+    assert "refusing to write weights into" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists(), "no feature was extracted"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
