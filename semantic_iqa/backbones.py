@@ -7,10 +7,12 @@
   normalised square, bilinearly resized to the CLIP model's native size.
 
 Both load from a local folder in their library's own format (timm: `config.json` +
-`model.safetensors`; transformers: `save_pretrained` output). A Hub backbone is first
-fetched into the Hugging Face cache by `huggingface_hub.snapshot_download`, pinned to a
-revision, and then loaded from that folder, so caching, offline mode and revisions are the
-hub library's. Only safetensors weights are loaded.
+`model.safetensors`; transformers: `save_pretrained` output, or a CLIP Hub repo). A Hub
+backbone is first fetched into the Hugging Face cache by `huggingface_hub.snapshot_download`,
+pinned to a revision, and then loaded from that folder, so caching, offline mode and
+revisions are the hub library's. Weights are read from safetensors, or, for a transformers
+repo that has none at its revision (the reference CLIP repo), from `pytorch_model.bin`
+through transformers' loader with `weights_only=True`, which refuses code in the pickle.
 """
 
 from __future__ import annotations
@@ -25,13 +27,10 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
+from transformers.utils import logging as transformers_logging
 
-from .config import BackboneSpec
+from .config import BACKBONE_CONFIG_FILE, BACKBONE_WEIGHT_FILES, BackboneSpec
 from .errors import SemanticIQAError, WeightsFormatError, WeightsNotFoundError
-
-# Files a backbone needs from its Hub repo (the CLIP repo also holds the text tower in
-# the same file; transformers keeps only the vision weights).
-BACKBONE_FILES = ["config.json", "model.safetensors"]
 
 
 class FrozenEncoder(nn.Module):
@@ -53,20 +52,20 @@ class FrozenEncoder(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def from_spec(cls, spec: BackboneSpec, weights_root: Path) -> FrozenEncoder:
+    def from_spec(cls, spec: BackboneSpec, weights_root: Path | None = None) -> FrozenEncoder:
         """Load the encoder `spec` names, from `weights_root / spec.path` or from the Hub."""
         if spec.library != cls.library:
             raise WeightsFormatError(
                 f"backbone {spec.name!r}: {cls.__name__} loads {cls.library} models, not {spec.library!r}"
             )
         if spec.path is not None:
+            if weights_root is None:
+                raise WeightsFormatError(f"backbone {spec.name!r} is stored in {spec.path!r} but no folder was given")
             folder = weights_root / spec.path
         else:
-            from .hub import snapshot  # only Hub-referenced backbones need it
+            from .hub import snapshot_backbone  # only Hub-referenced backbones need it
 
-            folder = snapshot(
-                spec.repo_id, revision=spec.revision, allow_patterns=BACKBONE_FILES, what=f"backbone {spec.name}"
-            )
+            folder = snapshot_backbone(spec)
         try:
             return cls.from_folder(folder)
         except SemanticIQAError:
@@ -98,8 +97,8 @@ class StructureEncoder(FrozenEncoder):
 
     @classmethod
     def from_folder(cls, folder: Path) -> StructureEncoder:
-        """Load a timm folder (`config.json` + `model.safetensors`)."""
-        _require_files(folder, BACKBONE_FILES)
+        """Load a timm folder (`config.json` + `model.safetensors`; sizes from its `model_args`)."""
+        _weights_file(folder, "timm")
         model_args = json.loads((folder / "config.json").read_text()).get("model_args", {})
         model = timm.create_model(f"local-dir:{folder}", pretrained=True)
         return cls(model, model_args)
@@ -132,15 +131,42 @@ class SemanticEncoder(FrozenEncoder):
 
     @classmethod
     def from_folder(cls, folder: Path) -> SemanticEncoder:
-        """Load a transformers folder written by `save_pretrained` (or a CLIP Hub snapshot)."""
-        _require_files(folder, BACKBONE_FILES)
-        return cls(CLIPVisionModel.from_pretrained(str(folder), use_safetensors=True))
+        """Load a transformers folder: `save_pretrained` output or a CLIP Hub snapshot.
+
+        The config may be a `CLIPVisionConfig` or a whole `CLIPConfig` (text and vision; the
+        vision part is used, and the text tower's weights in the same file are skipped).
+        """
+        weights = _weights_file(folder, "transformers")
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # the text tower's skipped tensors are expected
+        try:
+            model, loading = CLIPVisionModel.from_pretrained(
+                str(folder),
+                use_safetensors=weights.suffix == ".safetensors",
+                weights_only=True,
+                output_loading_info=True,
+            )
+        finally:
+            transformers_logging.set_verbosity(verbosity)
+        # transformers would leave missing tensors randomly initialised: never score with those.
+        absent = sorted(loading.get("missing_keys", [])) + sorted(str(k) for k in loading.get("mismatched_keys", []))
+        if absent:
+            raise WeightsFormatError(
+                f"backbone folder {folder}: {weights.name} lacks or mis-sizes {len(absent)} vision tensor(s) "
+                f"(first: {absent[0]}); it is not a CLIP vision model of the size its config.json gives"
+            )
+        return cls(model)
 
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder), safe_serialization=True)
 
 
-def _require_files(folder: Path, names: list[str]) -> None:
-    missing = [name for name in names if not (folder / name).is_file()]
-    if missing:
-        raise WeightsNotFoundError(f"backbone folder {folder} lacks {', '.join(missing)}")
+def _weights_file(folder: Path, library: str) -> Path:
+    """The folder's weights file (the first of the library's accepted names that exists)."""
+    names = BACKBONE_WEIGHT_FILES[library]
+    found = [folder / name for name in names if (folder / name).is_file()]
+    if not (folder / BACKBONE_CONFIG_FILE).is_file() or not found:
+        raise WeightsNotFoundError(
+            f"backbone folder {folder} needs {BACKBONE_CONFIG_FILE} and one of {', '.join(names)} ({library} format)"
+        )
+    return found[0]

@@ -21,6 +21,16 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 GATE_MODES = ("hard", "soft", "off")
 
+# What a backbone folder holds, in its library's own format: a `config.json` and one
+# weights file, the first of these that exists. transformers may fall back to
+# `pytorch_model.bin` (read by its `weights_only=True` loader) because the reference CLIP
+# repo has no safetensors file at the pinned commit; timm folders must be safetensors.
+BACKBONE_CONFIG_FILE = "config.json"
+BACKBONE_WEIGHT_FILES: dict[str, tuple[str, ...]] = {
+    "timm": ("model.safetensors",),
+    "transformers": ("model.safetensors", "pytorch_model.bin"),
+}
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -161,18 +171,23 @@ def _build(cls: type, raw: dict[str, Any]) -> Any:
     return cls(**values)
 
 
+# The reference backbones, pinned to Hub commits: the ONE place their revisions are set.
+# Training without a base model (`semantic-iqa train` with no `--backbones-from`) builds the
+# model on these, and weights folders trained that way reference them. The CLIP commit is
+# the repo's `main` that holds only `pytorch_model.bin` (no safetensors): it is loaded with
+# transformers' `weights_only=True` loader, see `semantic_iqa.backbones`.
 REFERENCE_CONFIG = DSSSQAConfig(
     structure=BackboneSpec(
         library="timm",
         name="vit_base_patch16_dinov3",
         repo_id="timm/vit_base_patch16_dinov3.lvd1689m",
-        revision="main",
+        revision="c6a5fb7d12bbd3cf3b0079253141c3332aaed7da",
     ),
     semantic=BackboneSpec(
         library="transformers",
         name="clip-vit-large-patch14-336",
         repo_id="openai/clip-vit-large-patch14-336",
-        revision="main",
+        revision="ce19dc912ca5cd21c8a653c79e251e808ccabcd1",
     ),
 )
 """The reference architecture: DINOv3 ViT-B/16 (timm) + CLIP ViT-L/14-336 (transformers)."""

@@ -7,6 +7,7 @@ All network access goes through `huggingface_hub.snapshot_download`: its cache, 
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, snapshot_download
@@ -19,9 +20,10 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from .backbones import BACKBONE_FILES
-from .errors import WeightsCacheError, WeightsError, WeightsNotFoundError
-from .weights import checked_file, read_config, weights_source
+from ._version import __version__
+from .config import BACKBONE_CONFIG_FILE, BACKBONE_WEIGHT_FILES, REFERENCE_CONFIG, BackboneSpec
+from .errors import NoPublishedWeightsError, WeightsCacheError, WeightsError, WeightsNotFoundError
+from .weights import DEFAULT_WEIGHTS, WEIGHTS_ENV_VAR, checked_file, read_config, weights_source
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -35,6 +37,7 @@ def snapshot(
     what: str,
     force_download: bool = False,
     local_files_only: bool = False,
+    fetch_hint: str | None = None,
 ) -> Path:
     """Local folder holding `repo_id` at `revision`, downloaded into the HF cache if needed.
 
@@ -45,6 +48,8 @@ def snapshot(
         what: what the repo is for, to start error messages ("weights", "backbone ...").
         force_download: fetch again even if cached (repairs a damaged cache).
         local_files_only: never contact the Hub; only the cache.
+        fetch_hint: how to get the repo when it is neither cached nor reachable (default:
+            `semantic-iqa download` on a connected machine, then copy the cache).
 
     Raises:
         WeightsNotFoundError: the repo, the revision or the cached copy (offline) is missing,
@@ -74,11 +79,11 @@ def snapshot(
     except RevisionNotFoundError:
         raise WeightsNotFoundError(f"{what}: revision {revision!r} not found in Hub repo {repo_id}") from None
     except LocalEntryNotFoundError:
-        raise WeightsNotFoundError(
-            f"{what}: {name} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the Hub cannot be "
-            f"reached (offline?); on a connected machine run `semantic-iqa download` for this model, then copy "
-            "that machine's Hugging Face cache here, or use a local weights folder"
-        ) from None
+        hint = fetch_hint or (
+            "on a connected machine run `semantic-iqa download` for this model, then copy that machine's "
+            "Hugging Face cache here, or use a local weights folder"
+        )
+        raise WeightsNotFoundError(f"{what}: {name} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {_why_not_reached()}; {hint}") from None
     except HfHubHTTPError as exc:
         raise WeightsError(f"{what}: the Hub refused {name}: {exc}".splitlines()[0]) from None
     except OSError as exc:
@@ -93,6 +98,80 @@ def snapshot(
                 "point HF_HUB_CACHE at a writable folder"
             ) from None
         raise
+
+
+def _why_not_reached() -> str:
+    """Why the Hub was not asked, in words: the offline switch when it is set, else the network."""
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set, so the Hub was not contacted (unset it to download)"
+    return f"the Hub ({constants.ENDPOINT}) cannot be reached"
+
+
+def snapshot_backbone(
+    spec: BackboneSpec, *, force_download: bool = False, local_files_only: bool = False, fetch_hint: str | None = None
+) -> Path:
+    """Local folder of a Hub backbone: its `config.json` and ONE weights file.
+
+    The weights file is `model.safetensors` where the revision has it, else the library's
+    next accepted name (`pytorch_model.bin` for transformers): nothing else of the repo (the
+    TensorFlow and Flax copies, the tokenizer) is downloaded.
+    """
+    names = BACKBONE_WEIGHT_FILES.get(spec.library)
+    if names is None:
+        raise WeightsError(f"backbone {spec.name}: unknown library {spec.library!r}")
+    options = {"force_download": force_download, "local_files_only": local_files_only, "fetch_hint": fetch_hint}
+    what = f"backbone {spec.name}"
+    folder = snapshot(
+        spec.repo_id, revision=spec.revision, allow_patterns=[BACKBONE_CONFIG_FILE, names[0]], what=what, **options
+    )
+    for fallback in names[1:]:
+        if any((folder / name).is_file() for name in names):
+            break
+        folder = snapshot(spec.repo_id, revision=spec.revision, allow_patterns=[fallback], what=what, **options)
+    return folder
+
+
+def resolve_weights(name_or_path: str | os.PathLike | None = None, revision: str | None = None) -> Path:
+    """Local folder of a weights folder path or of a Hub repo id (fetched into the HF cache).
+
+    Raises:
+        NoPublishedWeightsError: the published model was asked for (no name, no
+            `$SEMANTIC_IQA_WEIGHTS`) and is neither on the Hub nor cached: the message names
+            the three ways to get weights today.
+        WeightsNotFoundError, WeightsCacheError: as `snapshot`.
+    """
+    folder, name, revision = weights_source(name_or_path, revision)
+    if folder is not None:
+        return folder
+    return _fetch_weights(name, revision)
+
+
+def _fetch_weights(name: str, revision: str | None, **options) -> Path:
+    try:
+        return snapshot(name, revision=revision, what="weights", **options)
+    except WeightsCacheError:
+        raise
+    except WeightsNotFoundError as exc:
+        if name != DEFAULT_WEIGHTS.repo_id:
+            raise
+        raise NoPublishedWeightsError(no_published_weights_message(str(exc))) from None
+
+
+def no_published_weights_message(reason: str = "") -> str:
+    """What to do when the published model is asked for but cannot be had: the three ways."""
+    offline = " (HF_HUB_OFFLINE is set, so the Hub was not asked)" if constants.HF_HUB_OFFLINE else ""
+    return (
+        f"no published DSS-SQA weights are available: as of semantic-iqa {__version__}, "
+        f"{DEFAULT_WEIGHTS.repo_id}@{DEFAULT_WEIGHTS.revision} has not been published on the Hugging Face Hub"
+        f"{offline}. "
+        "Get weights in one of three ways: "
+        "(1) train the heads on the LoViF train split from the public backbones: "
+        "`semantic-iqa train --data LoViF/Train --out my-weights`; "
+        "(2) convert the authors' fold checkpoints: "
+        "`semantic-iqa convert-siqav3 fold_*/checkpoints/best.pth --out my-weights`; "
+        f"(3) point weights= (Python), --weights (CLI) or ${WEIGHTS_ENV_VAR} at a weights folder or Hub repo id. "
+        + (f"[{reason}]" if reason else "")
+    ).strip()
 
 
 def push_folder(
@@ -123,6 +202,10 @@ def push_folder(
     return commit.commit_url
 
 
+# Said by `semantic-iqa download` when the Hub cannot be reached: running download again won't help.
+_DOWNLOAD_HINT = "connect this machine to the Hub, or download on a connected machine and copy its Hugging Face cache"
+
+
 def prefetch(
     name_or_path: str | None = None, revision: str | None = None, force: bool = False
 ) -> list[tuple[str, Path]]:
@@ -136,7 +219,7 @@ def prefetch(
     """
     folder, name, revision = weights_source(name_or_path, revision)
     if folder is None:
-        folder = snapshot(name, revision=revision, what="weights", force_download=force)
+        folder = _fetch_weights(name, revision, force_download=force, fetch_hint=_DOWNLOAD_HINT)
     parts = [(f"weights {name}" + (f"@{revision}" if revision else ""), folder)]
     config, fold_files, backbone_files = read_config(folder)
     for entry in [*fold_files, *backbone_files]:
@@ -146,19 +229,23 @@ def prefetch(
         if spec.path is not None:
             parts.append((what, folder / spec.path))
         else:
-            parts.append(
-                (
-                    what,
-                    snapshot(
-                        spec.repo_id,
-                        revision=spec.revision,
-                        allow_patterns=BACKBONE_FILES,
-                        what=what,
-                        force_download=force,
-                    ),
-                )
-            )
+            parts.append((what, snapshot_backbone(spec, force_download=force, fetch_hint=_DOWNLOAD_HINT)))
     return parts
+
+
+def prefetch_reference_backbones(force: bool = False) -> list[tuple[str, Path]]:
+    """Fetch the two reference backbones at their pinned revisions (what `train` builds on).
+
+    Returns:
+        (what, folder) for each backbone.
+    """
+    return [
+        (
+            f"{role} backbone {spec.repo_id}@{spec.revision}",
+            snapshot_backbone(spec, force_download=force, fetch_hint=_DOWNLOAD_HINT),
+        )
+        for role, spec in (("structure", REFERENCE_CONFIG.structure), ("semantic", REFERENCE_CONFIG.semantic))
+    ]
 
 
 def describe(name_or_path: str | None = None, revision: str | None = None) -> list[str]:
@@ -166,8 +253,10 @@ def describe(name_or_path: str | None = None, revision: str | None = None) -> li
     folder, name, revision = weights_source(name_or_path, revision)
     label = name + (f"@{revision}" if revision else "")
     if folder is None:
-        folder = _cached(name, revision, None)
+        folder = _cached(name, revision)
         if folder is None:
+            if name == DEFAULT_WEIGHTS.repo_id:
+                return [f"weights {label}: not cached; " + no_published_weights_message()]
             return [f"weights {label}: not cached; run `semantic-iqa download {name}` on a connected machine"]
         lines = [f"weights {label}: cached, commit {folder.name}, {_size(folder)}, {folder}"]
     else:
@@ -184,15 +273,22 @@ def describe(name_or_path: str | None = None, revision: str | None = None) -> li
         if spec.path is not None:
             lines.append(f"{role} backbone {spec.name}: stored in {spec.path}/, {_size(folder / spec.path)}")
             continue
-        cached = _cached(spec.repo_id, spec.revision, BACKBONE_FILES)
+        cached = _cached_backbone(spec)
         where = f"cached, commit {cached.name}, {_size(cached)}" if cached else "NOT cached"
         lines.append(f"{role} backbone {spec.repo_id}@{spec.revision or 'main'}: {where}")
     return lines
 
 
-def _cached(repo_id: str, revision: str | None, allow_patterns: list[str] | None) -> Path | None:
+def _cached(repo_id: str, revision: str | None) -> Path | None:
     try:
-        return snapshot(repo_id, revision=revision, allow_patterns=allow_patterns, what="", local_files_only=True)
+        return snapshot(repo_id, revision=revision, what="", local_files_only=True)
+    except WeightsNotFoundError:
+        return None
+
+
+def _cached_backbone(spec: BackboneSpec) -> Path | None:
+    try:
+        return snapshot_backbone(spec, local_files_only=True)
     except WeightsNotFoundError:
         return None
 

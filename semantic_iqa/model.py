@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .backbones import SemanticEncoder, StructureEncoder
-from .config import DSSSQAConfig, check_gate_mode
+from .config import REFERENCE_CONFIG, BackboneSpec, DSSSQAConfig, check_gate_mode
 from .devices import resolve_device
 from .errors import InvalidOptionError, WeightsFormatError
 from .fusion import fuse_features
@@ -29,7 +29,8 @@ from .gate import apply_gate
 from .heads import FoldHeads, expected_score
 from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
 from .preprocess import normalize
-from .weights import check_writable, checked_file, read_config, read_fold_tensors, resolve_weights, write_weights
+from .hub import resolve_weights
+from .weights import check_writable, checked_file, read_config, read_fold_tensors, write_weights
 
 if TYPE_CHECKING:  # the cache module imports this one
     from .reference_cache import ReferenceCache
@@ -155,6 +156,30 @@ class DSSSQA(nn.Module):
             except (KeyError, ValueError) as exc:
                 raise WeightsFormatError(f"{folder / fold_files[fold]['file']}: {exc}") from None
         return model.to(target).set_precision(precision).eval()
+
+    @classmethod
+    def from_backbones(
+        cls,
+        structure: BackboneSpec = REFERENCE_CONFIG.structure,
+        semantic: BackboneSpec = REFERENCE_CONFIG.semantic,
+        *,
+        device: str | torch.device | None = None,
+    ) -> DSSSQA:
+        """A model with untrained heads on Hub backbones (default: the reference ones, pinned).
+
+        This is what training starts from when no published model exists. The feature
+        sizes come from the loaded backbones (their repos' configs), not from constants.
+        """
+        structure_encoder = StructureEncoder.from_spec(structure)
+        semantic_encoder = SemanticEncoder.from_spec(semantic)
+        config = replace(
+            REFERENCE_CONFIG,
+            structure=structure,
+            semantic=semantic,
+            structure_dim=structure_encoder.feature_dim,
+            semantic_dim=semantic_encoder.feature_dim,
+        )
+        return cls(config, structure_encoder, semantic_encoder).to(resolve_device(device)).eval()
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write a complete weights folder that `from_pretrained` reads; returns its path."""

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ._version import __version__
 from .config import DSSSQAConfig
 from .data import PairSet, read_pairs
+from .errors import DatasetError, InvalidOptionError
 from .evaluation import agreement, final_score, plcc, srocc
 from .features import FeatureCache
 from .fusion import fuse_features
@@ -107,6 +108,24 @@ def stratified_folds(scores: np.ndarray, folds: int = 5, seed: int = 3407) -> li
     return [np.sort(np.asarray(fold, dtype=np.int64)) for fold in assignment]
 
 
+def checked_folds(scores: np.ndarray, folds: int = 5, seed: int = 3407) -> list[np.ndarray]:
+    """`stratified_folds`, refusing a split in which a fold holds out fewer than 2 pairs.
+
+    Such a fold cannot be scored (a correlation needs two pairs) and its head cannot pick an
+    epoch; say so before any backbone work rather than fail in the middle.
+    """
+    if folds < 2:
+        raise InvalidOptionError(f"cross-validation needs at least 2 folds, got {folds}")
+    splits = stratified_folds(scores, folds, seed)
+    small = [index for index, held_out in enumerate(splits) if len(held_out) < 2]
+    if small:
+        raise DatasetError(
+            f"{len(scores)} labelled pairs are too few for {folds} folds: fold(s) {small} would hold out fewer "
+            "than 2 pairs; use fewer --folds or more pairs"
+        )
+    return splits
+
+
 def train_folds(
     config: DSSSQAConfig,
     structure: torch.Tensor,
@@ -137,7 +156,7 @@ def train_folds(
     targets = torch.as_tensor(scores, dtype=torch.float32, device=device)
     ref_rows = torch.as_tensor(ref_index, device=device)
     dist_rows = torch.as_tensor(dist_index, device=device)
-    splits = stratified_folds(scores, recipe.folds, recipe.seed)
+    splits = checked_folds(scores, recipe.folds, recipe.seed)
     results = []
     for held_out in tqdm(splits, desc="training folds", unit="fold", disable=not progress):
         train_pairs = np.setdiff1d(np.arange(len(scores)), held_out)
@@ -229,7 +248,7 @@ def train_from_folder(
     out: str | os.PathLike,
     *,
     scores_file: str | os.PathLike | None = None,
-    weights: str | os.PathLike | None = None,
+    backbones_from: str | os.PathLike | None = None,
     recipe: Recipe | None = None,
     cache_dir: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
@@ -239,16 +258,22 @@ def train_from_folder(
 ) -> TrainingResult:
     """Check a labelled data set, cache its features, train the folds and export a weights folder.
 
-    `weights` names the model whose backbones and preprocessing the heads are trained on
-    (default: the published model). The folder `out` gets the weights (with the figures in
-    the model card) and `out/training/`: report.json, oof_predictions.csv and, when
-    matplotlib is installed, oof_scatter.png.
+    The heads are trained on the reference backbones, fetched from their Hub repos at the
+    pinned revisions (`REFERENCE_CONFIG`), unless `backbones_from` names a weights folder or
+    Hub repo whose backbones (and preprocessing) to use instead. No published model is
+    needed. The folder `out` gets the weights (with the figures in the model card) and
+    `out/training/`: report.json, oof_predictions.csv and, when matplotlib is installed,
+    oof_scatter.png. Backbones referenced from the Hub stay references: `out` holds the heads.
     """
     recipe = recipe or Recipe()
     pairs = read_pairs(data_dir, scores_file)  # every problem reported before any compute
+    checked_folds(pairs.scores, recipe.folds, recipe.seed)
     out = Path(out)
     check_writable(out)  # before any compute, not only when saving at the end
-    base = DSSSQA.from_pretrained(weights, device=device)
+    if backbones_from is None:
+        base = DSSSQA.from_backbones(device=device)
+    else:
+        base = DSSSQA.from_pretrained(backbones_from, device=device)
     cache = FeatureCache(cache_dir or default_cache_dir(), base)
     keys = cache.extract(pairs.ref_paths + pairs.dist_paths, batch_size=batch_size, workers=workers, progress=progress)
     unique = list(dict.fromkeys(keys))
@@ -273,7 +298,11 @@ def train_from_folder(
         "trained_by": f"semantic-iqa {__version__} train",
         "training_data": f"{len(pairs)} labelled pairs from {Path(data_dir).name} (sha256 {data_hash[:16]}...)",
         "data_sha256": data_hash,
-        "base_weights": str(weights) if weights is not None else "default",
+        "backbones": {
+            role: (f"{spec.repo_id}@{spec.revision}" if spec.repo_id else f"stored ({spec.name})")
+            for role, spec in (("structure", base.config.structure), ("semantic", base.config.semantic))
+        },
+        "backbones_from": str(backbones_from) if backbones_from is not None else "reference Hub backbones",
         "recipe": asdict(recipe),
         "cross_validation": {
             **{f"pooled {name}": round(value, 4) for name, value in result.pooled.items()},

@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import FORMAT_NAME, DSSSQAConfig
-from .errors import WeightsError, WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
+from .errors import InvalidOptionError, WeightsError, WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
 
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
@@ -40,8 +40,10 @@ class HubWeights(NamedTuple):
     revision: str
 
 
-# The published model, pinned. `score()` without `weights=` loads it, unless the
-# environment variable SEMANTIC_IQA_WEIGHTS names another folder or repo id.
+# Where the published model will be, pinned. `score()` without `weights=` loads it, unless
+# the environment variable SEMANTIC_IQA_WEIGHTS names another folder or repo id. This repo
+# does not exist yet: until it does, that call raises NoPublishedWeightsError, whose message
+# names the ways to get weights (semantic_iqa.hub.no_published_weights_message).
 DEFAULT_WEIGHTS = HubWeights("semantic-iqa/dss-sqa-lovif2026", "v1.0")
 WEIGHTS_ENV_VAR = "SEMANTIC_IQA_WEIGHTS"
 
@@ -60,6 +62,11 @@ def weights_source(
         (folder, name, revision): `folder` is the local folder, or `None` for a Hub repo
         `name` at `revision`.
     """
+    if name_or_path is not None and not str(name_or_path).strip():
+        # '' would otherwise mean the current directory, silently.
+        raise InvalidOptionError(
+            f"weights={name_or_path!r} is empty: pass a weights folder or a Hub repo id, or None for the default"
+        )
     if name_or_path is None:
         name_or_path = os.environ.get(WEIGHTS_ENV_VAR) or DEFAULT_WEIGHTS.repo_id
         if name_or_path == DEFAULT_WEIGHTS.repo_id and revision is None:
@@ -71,16 +78,6 @@ def weights_source(
     if path.exists() or not _REPO_ID.match(name):
         raise WeightsNotFoundError(f"weights folder not found: {name} (not a folder, and not a Hub repo id 'org/name')")
     return None, name, revision
-
-
-def resolve_weights(name_or_path: str | os.PathLike | None = None, revision: str | None = None) -> Path:
-    """Local folder of a weights folder path or of a Hub repo id (fetched into the HF cache)."""
-    folder, name, revision = weights_source(name_or_path, revision)
-    if folder is not None:
-        return folder
-    from .hub import snapshot
-
-    return snapshot(name, revision=revision, what="weights")
 
 
 def is_weights_folder(folder: Path) -> bool:

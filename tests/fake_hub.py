@@ -26,6 +26,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.errors: dict[str, tuple[int, str]] = {}
+        self.pinned_commits: dict[str, str] = {}  # repo_id -> the commit hash it is served at
         self.requests: list[str] = []
         hub = self
 
@@ -46,12 +47,17 @@ class FakeHub:
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def add_folder(self, repo_id: str, folder: Path) -> None:
+    def add_folder(self, repo_id: str, folder: Path, commit: str | None = None) -> None:
+        """Serve `folder`'s files as `repo_id`, at `commit` (a 40-hex hash; default: one derived from the files)."""
         self.repos[repo_id] = {
             p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
         }
+        if commit is not None:
+            self.pinned_commits[repo_id] = commit
 
     def commit(self, repo_id: str) -> str:
+        if repo_id in self.pinned_commits:
+            return self.pinned_commits[repo_id]
         digest = hashlib.sha1(repo_id.encode())
         for name, data in sorted(self.repos.get(repo_id, {}).items()):
             digest.update(name.encode() + hashlib.sha1(data).digest())

@@ -135,7 +135,7 @@ def test_train_command_end_to_end(tiny_dir, lovif, tmp_path, capsys):
         str(lovif),
         "--out",
         str(out),
-        "--weights",
+        "--backbones-from",
         str(tiny_dir),
         "--cache",
         str(tmp_path / "cache"),
@@ -173,7 +173,7 @@ def test_train_command_refuses_a_bad_data_set_before_any_work(tiny_dir, tmp_path
     (tmp_path / "Ref").mkdir()
     (tmp_path / "Dist").mkdir()
     (tmp_path / "scores.csv").write_text("a.png,1\n")
-    status = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--weights", str(tiny_dir)])
+    status = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--backbones-from", str(tiny_dir)])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "2 problem(s)" in err[0]
 
@@ -188,7 +188,7 @@ def test_train_command_refuses_an_occupied_output_folder_before_any_work(tiny_di
         str(lovif),
         "--out",
         str(out),
-        "--weights",
+        "--backbones-from",
         str(tiny_dir),
         "--cache",
         str(tmp_path / "cache"),

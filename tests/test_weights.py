@@ -16,7 +16,7 @@ from semantic_iqa import DSSSQA
 from semantic_iqa.config import FORMAT_NAME, FORMAT_VERSION
 from semantic_iqa.errors import WeightsError, WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
 from semantic_iqa.heads import FOLD_TENSORS
-from semantic_iqa.weights import resolve_weights
+from semantic_iqa.hub import resolve_weights
 
 
 @pytest.fixture
