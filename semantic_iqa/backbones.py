@@ -18,6 +18,7 @@ through transformers' loader with `weights_only=True`, which refuses code in the
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,11 @@ class FrozenEncoder(nn.Module):
             return cls.from_folder(folder)
         except SemanticIQAError:
             raise
+        except pickle.UnpicklingError:  # torch.load(weights_only=True) met something other than tensors
+            raise WeightsFormatError(
+                f"backbone {spec.name}: refused to load {folder}: its pytorch_model.bin holds objects other than "
+                "tensors (possibly code), which the safe loader does not run; use a safetensors copy"
+            ) from None
         except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # damaged or foreign files
             hint = "download it again with --force" if spec.repo_id else "export the weights folder again"
             raise WeightsFormatError(

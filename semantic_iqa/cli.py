@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ._version import __version__
 from .api import load_model
 from .config import GATE_MODES
-from .errors import InvalidInputError, SemanticIQAError
+from .errors import InvalidInputError, InvalidOptionError, SemanticIQAError
 from .inputs import load_padded
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     model_options = _OneLineParser(add_help=False)
-    model_options.add_argument("--weights", help="weights folder or Hub repo id (default: the published model)")
+    model_options.add_argument(
+        "--weights",
+        help="weights folder or Hub repo id (default: $SEMANTIC_IQA_WEIGHTS, else the published model, "
+        "which is not published yet: the error says how to get weights)",
+    )
     model_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     model_options.add_argument("--gate", default="hard", choices=GATE_MODES, help="semantic gate mode (default hard)")
     model_options.add_argument(
@@ -71,13 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     download = commands.add_parser(
         "download", help="fetch a model (weights and Hub backbones) into the Hugging Face cache, for offline use"
     )
-    download.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the published model)")
+    download.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the published model, not published yet)")
     download.add_argument("--revision", help="branch, tag or commit of the weights repo")
     download.add_argument("--force", action="store_true", help="download again even if cached (repairs damage)")
+    download.add_argument(
+        "--reference-backbones",
+        action="store_true",
+        help="fetch only the two reference backbones at their pinned revisions (what `train` builds on)",
+    )
     download.set_defaults(handler=_download)
 
     info = commands.add_parser("info", help="show what of a model is cached: revisions, sizes, hashes (offline)")
-    info.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the published model)")
+    info.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the published model, not published yet)")
     info.add_argument("--revision", help="branch, tag or commit of the weights repo")
     info.set_defaults(handler=_info)
 
@@ -85,8 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         "convert-siqav3",
         help="convert the DSS-SQA authors' fold checkpoints (.pth) into a weights folder",
         description="Convert the authors' fold checkpoints, fold 0 first, into a weights folder. "
-        "WARNING: the checkpoints are pickles, read with torch.load(weights_only=False), which can run code "
-        "stored in them: convert only files you trust. Only the files named here are read that way.",
+        "The files are read with torch.load(weights_only=True), which loads tensors and plain data and runs no "
+        "code; checkpoints written by the authors' train script need nothing more. Their config['model'] is "
+        "checked against the reference run's settings: a setting that makes another model, or an unknown one "
+        "that could, is refused with its name and value. The converted default gate is the checkpoints' "
+        "(off when semantic_gate_enabled is false).",
     )
     convert.add_argument("checkpoints", nargs="+", help="fold checkpoints in fold order (fold_0/.../best.pth ...)")
     convert.add_argument("--out", required=True, help="weights folder to write")
@@ -96,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--architecture-from", help="weights folder whose stored backbones give non-reference architectures"
     )
+    convert.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="read files the safe loader refuses by unpickling them in full: this RUNS ARBITRARY CODE stored in "
+        "the file. Use it only for files you trust",
+    )
     convert.set_defaults(handler=_convert)
 
     train = commands.add_parser(
@@ -104,7 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, help="data set folder: Ref/, Dist/ and a score table")
     train.add_argument("--scores", help="score table (.xlsx or .csv) if not the one in --data")
     train.add_argument("--out", required=True, help="weights folder to write (plus a training/ report)")
-    train.add_argument("--weights", help="model whose backbones the heads are trained on (default: published)")
+    train.add_argument(
+        "--backbones-from",
+        metavar="NAME_OR_PATH",
+        help="weights folder or Hub repo whose backbones the heads are trained on (default: the reference "
+        "backbones from the Hub, pinned: timm/vit_base_patch16_dinov3.lvd1689m, openai/clip-vit-large-patch14-336)",
+    )
+    train.add_argument("--weights", dest="backbones_from", help=argparse.SUPPRESS)  # the 0.1 name
     train.add_argument("--folds", type=_positive_int, default=5)
     train.add_argument("--epochs", type=_positive_int, default=10)
     train.add_argument("--seed", type=int, default=3407)
@@ -142,9 +166,15 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .hub import prefetch
+    from .hub import prefetch, prefetch_reference_backbones
 
-    for what, folder in prefetch(args.name, args.revision, force=args.force):
+    if args.reference_backbones and (args.name or args.revision):
+        raise InvalidOptionError("--reference-backbones takes no NAME or --revision")
+    if args.reference_backbones:
+        parts = prefetch_reference_backbones(force=args.force)
+    else:
+        parts = prefetch(args.name, args.revision, force=args.force)
+    for what, folder in parts:
         print(f"{what}: {folder}")
     return 0
 
@@ -160,7 +190,11 @@ def _convert(args: argparse.Namespace) -> int:
     from .convert import convert_siqav3
 
     out = convert_siqav3(
-        args.checkpoints, args.out, hub_backbones=args.hub_backbones, architecture_from=args.architecture_from
+        args.checkpoints,
+        args.out,
+        hub_backbones=args.hub_backbones,
+        architecture_from=args.architecture_from,
+        trust_pickle=args.trust_pickle,
     )
     print(f"converted {len(args.checkpoints)} fold(s) -> {out}")
     return 0
@@ -173,7 +207,7 @@ def _train(args: argparse.Namespace) -> int:
         args.data,
         args.out,
         scores_file=args.scores,
-        weights=args.weights,
+        backbones_from=args.backbones_from,
         recipe=Recipe(folds=args.folds, epochs=args.epochs, seed=args.seed),
         cache_dir=args.cache,
         device=args.device,

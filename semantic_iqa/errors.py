@@ -35,6 +35,13 @@ class WeightsNotFoundError(WeightsError, FileNotFoundError):
     """The weights folder, one of its files, or the Hub repo cannot be found."""
 
 
+class NoPublishedWeightsError(WeightsNotFoundError):
+    """The published model was asked for, but it is not on the Hub (not published yet) nor cached.
+
+    The message names the ways to get weights: train, convert, or a local folder.
+    """
+
+
 class WeightsFormatError(WeightsError, ValueError):
     """A weights folder is of another format, another format version, or is inconsistent."""
 

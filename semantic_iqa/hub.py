@@ -151,13 +151,13 @@ def _fetch_weights(name: str, revision: str | None, **options) -> Path:
         return snapshot(name, revision=revision, what="weights", **options)
     except WeightsCacheError:
         raise
-    except WeightsNotFoundError as exc:
+    except WeightsNotFoundError:
         if name != DEFAULT_WEIGHTS.repo_id:
             raise
-        raise NoPublishedWeightsError(no_published_weights_message(str(exc))) from None
+        raise NoPublishedWeightsError(no_published_weights_message()) from None
 
 
-def no_published_weights_message(reason: str = "") -> str:
+def no_published_weights_message() -> str:
     """What to do when the published model is asked for but cannot be had: the three ways."""
     offline = " (HF_HUB_OFFLINE is set, so the Hub was not asked)" if constants.HF_HUB_OFFLINE else ""
     return (
@@ -169,9 +169,8 @@ def no_published_weights_message(reason: str = "") -> str:
         "`semantic-iqa train --data LoViF/Train --out my-weights`; "
         "(2) convert the authors' fold checkpoints: "
         "`semantic-iqa convert-siqav3 fold_*/checkpoints/best.pth --out my-weights`; "
-        f"(3) point weights= (Python), --weights (CLI) or ${WEIGHTS_ENV_VAR} at a weights folder or Hub repo id. "
-        + (f"[{reason}]" if reason else "")
-    ).strip()
+        f"(3) point weights= (Python), --weights (CLI) or ${WEIGHTS_ENV_VAR} at a weights folder or Hub repo id"
+    )
 
 
 def push_folder(

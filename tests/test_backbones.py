@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers import CLIPConfig, CLIPModel
 
 from semantic_iqa.backbones import SemanticEncoder, StructureEncoder
+from semantic_iqa.config import BackboneSpec
 
 
 def test_structure_feature_is_the_cls_token_after_the_final_norm(tiny_model):
@@ -63,3 +65,55 @@ def test_encoders_stay_frozen_in_training_mode(tiny_model):
         assert tiny_model.heads.training
     finally:
         tiny_model.eval()
+
+
+class _Payload:
+    """Pickles as a call to `pathlib.Path.touch(marker)`: proof that unpickling ran code."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_clip_bin_without_safetensors_loads_with_the_safe_unpickler_only(tmp_path):
+    """The reference CLIP repo has only pytorch_model.bin: loaded, but never by running its code."""
+    from reference_repos import write_clip_repo
+
+    from semantic_iqa.errors import WeightsFormatError
+
+    folder = write_clip_repo(tmp_path / "clip")
+    assert SemanticEncoder.from_folder(folder).feature_dim == 40  # the legacy full-CLIP layout loads
+
+    marker = tmp_path / "code-ran"
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    torch.save({**state, "payload": _Payload(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(WeightsFormatError, match="objects other than tensors"):
+        SemanticEncoder.from_spec(BackboneSpec("transformers", "clip", path="clip"), tmp_path)
+    assert not marker.exists(), "the pickle's code ran"
+
+
+def test_a_missing_vision_tensor_is_an_error_not_a_random_backbone(tmp_path):
+    from reference_repos import write_clip_repo
+
+    from semantic_iqa.errors import WeightsFormatError
+
+    folder = write_clip_repo(tmp_path / "clip")
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    del state["vision_model.post_layernorm.weight"]
+    torch.save(state, folder / "pytorch_model.bin")
+    with pytest.raises(WeightsFormatError, match="post_layernorm.weight"):
+        SemanticEncoder.from_folder(folder)
+
+
+def test_a_folder_without_weights_names_the_accepted_files(tmp_path):
+    from semantic_iqa.errors import WeightsNotFoundError
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(WeightsNotFoundError, match="model.safetensors, pytorch_model.bin"):
+        SemanticEncoder.from_folder(tmp_path)
+    with pytest.raises(WeightsNotFoundError, match=r"one of model.safetensors \(timm"):
+        StructureEncoder.from_folder(tmp_path)

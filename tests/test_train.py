@@ -201,3 +201,13 @@ def test_train_command_refuses_an_occupied_output_folder_before_any_work(tiny_di
     assert "refusing to write weights into" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists(), "no feature was extracted"
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_too_few_pairs_for_the_folds_is_refused_before_any_work():
+    from semantic_iqa.errors import DatasetError
+    from semantic_iqa.train import checked_folds
+
+    scores = np.repeat(np.arange(6), 4)  # 24 pairs, 4 per class: the fifth fold would hold out nothing
+    with pytest.raises(DatasetError, match=r"fold\(s\) \[4\] would hold out fewer than 2 pairs"):
+        checked_folds(scores, folds=5)
+    assert [len(f) for f in checked_folds(scores, folds=4)] == [6, 6, 6, 6]

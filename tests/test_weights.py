@@ -144,6 +144,15 @@ def test_something_that_is_neither_folder_nor_repo_id(tmp_path):
         resolve_weights("a/b/c")
 
 
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_weights_name_is_refused_not_taken_for_the_current_folder(empty, tmp_path, monkeypatch):
+    from semantic_iqa.errors import InvalidOptionError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidOptionError, match="is empty"):
+        resolve_weights(empty)
+
+
 def test_hub_repo_loads_offline_from_the_hugging_face_cache(tiny_dir, tmp_path, photo):
     cache = tmp_path / "hub"
     hand_made_hub_cache(cache, "someone/tiny-dss-sqa", tiny_dir)
