@@ -10,8 +10,18 @@ Accepted images (alone or in a list/tuple):
 
 Paths, PIL images and uint8 data go through the reference PIL pipeline (palette, grey and
 RGBA images are converted to RGB as PIL's `convert("RGB")` does). Float tensors go through
-the differentiable torch pipeline. Problems are found before any model work and raised as
-`InvalidInputError` subclasses naming the offending image.
+the differentiable torch pipeline; float16 and bfloat16 tensors are resampled in float32.
+
+Images are scored as a person sees them: an EXIF orientation tag (paths and PIL images, as
+a phone camera writes it) is applied with `PIL.ImageOps.exif_transpose` before anything
+else, so a photo stored sideways with orientation 6 scores like its physically rotated
+copy. Images without an orientation tag (or with orientation 1) keep their pixels bit for
+bit, as in the authors' pipeline. A PIL image passed in is never modified.
+
+Problems are raised as `InvalidInputError` subclasses naming the offending image: missing
+files, directories, closed PIL images, tensors on the `meta` device (which hold no data;
+any other device is accepted), wrong shapes or ranges are all found before any model work;
+files that cannot be decoded, when they are read.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError, ImageNotFoundError, InvalidInputError
 from .preprocess import pil_to_tensor, resize_pad_pil, resize_pad_tensor
@@ -85,8 +95,9 @@ def check_same_length(ref: Sequence[object], dist: Sequence[object]) -> None:
 def load_padded(item: ImageLike, size: int) -> torch.Tensor:
     """One validated image -> resize-padded [3, size, size] float tensor in [0, 1].
 
-    Float tensors keep their dtype, device and gradients; everything else goes through PIL
-    and comes back as float32 on the CPU.
+    Float tensors keep their device and gradients, and their dtype except float16 and
+    bfloat16, which come back as float32 (see `resize_pad_tensor`). Everything else goes
+    through PIL (EXIF orientation applied) and comes back as float32 on the CPU.
     """
     if isinstance(item, torch.Tensor) and item.is_floating_point():
         return resize_pad_tensor(_to_three_channels(item).unsqueeze(0), size)[0]
@@ -94,7 +105,11 @@ def load_padded(item: ImageLike, size: int) -> torch.Tensor:
 
 
 def to_rgb_pil(item: ImageLike) -> Image.Image:
-    """Decode a path, PIL image or uint8 array/tensor to an RGB PIL image."""
+    """Decode a path, PIL image or uint8 array/tensor to an upright RGB PIL image.
+
+    Paths and PIL images have their EXIF orientation applied; a PIL image passed in is not
+    modified (a new image is returned).
+    """
     if isinstance(item, (str, os.PathLike)):
         return _open(Path(item))
     if isinstance(item, torch.Tensor):  # uint8, validated: [C, H, W]
@@ -106,8 +121,7 @@ def to_rgb_pil(item: ImageLike) -> Image.Image:
 
 
 def _open(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise ImageNotFoundError(f"image file not found: {path}")
+    _check_image_file(path)
     try:
         with Image.open(path) as image:
             image.load()
@@ -116,12 +130,25 @@ def _open(path: Path) -> Image.Image:
         raise ImageLoadError(f"cannot decode image {path}: {exc}") from None
 
 
+def _check_image_file(path: Path, name: str | None = None) -> None:
+    prefix = f"{name}: " if name else ""
+    if path.is_dir():
+        raise ImageLoadError(f"{prefix}{path} is a directory, not an image file")
+    if not path.is_file():
+        raise ImageNotFoundError(f"{prefix}image file not found: {path}")
+
+
 def _pil_to_rgb(image: Image.Image, name: str) -> Image.Image:
     _check_pil(image, name)
-    return image.convert("RGB")
+    # exif_transpose returns a new image (a plain copy when there is no orientation to
+    # apply), so the caller's image is never changed and untagged pixels stay bit-exact.
+    upright = ImageOps.exif_transpose(image)
+    # convert() to the same mode would only copy the copy again.
+    return upright if upright.mode == "RGB" else upright.convert("RGB")
 
 
 def _check_pil(image: Image.Image, name: str) -> None:
+    _check_pil_open(image, name)
     if image.width == 0 or image.height == 0:
         raise ImageLoadError(f"{name} has zero size ({image.width}x{image.height})")
     if image.mode not in SUPPORTED_PIL_MODES:
@@ -131,10 +158,27 @@ def _check_pil(image: Image.Image, name: str) -> None:
         )
 
 
+def _check_pil_open(image: Image.Image, name: str) -> None:
+    # A closed image fails deep inside PIL: ValueError("Operation on closed image"), or a
+    # bare AssertionError for a file opened lazily in a `with Image.open(...)` block that
+    # ended before its pixels were loaded. Find it here without decoding open images.
+    try:
+        core = image.im  # Pillow >= 10.1 raises here once close() was called
+        if core is not None:
+            _ = core.size  # older Pillow keeps a placeholder that raises on any attribute
+        elif getattr(image, "fp", None) is None:
+            image.load()  # not decoded yet and its file is gone: only loading can tell
+    except (ValueError, AssertionError, AttributeError, OSError) as exc:
+        what_pil_said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ImageLoadError(
+            f"{name}: the PIL image is closed, its pixels can no longer be read ({what_pil_said}); "
+            "pass it before calling close(), or call .load() inside its `with Image.open(...)` block"
+        ) from None
+
+
 def _split_one(image: object, name: str) -> list[ImageLike]:
     if isinstance(image, (str, os.PathLike)):
-        if not Path(image).is_file():
-            raise ImageNotFoundError(f"{name}: image file not found: {image}")
+        _check_image_file(Path(image), name)
         return [image]
     if isinstance(image, Image.Image):
         _check_pil(image, name)
@@ -181,6 +225,13 @@ def _split_tensor(tensor: torch.Tensor, name: str) -> list[ImageLike]:
 
 
 def _check_tensor(tensor: torch.Tensor, name: str) -> None:
+    # Any device with data is fine (predict moves images to the model's device); a meta
+    # tensor has a shape but no values, so nothing can be computed from it.
+    if tensor.is_meta:
+        raise InvalidInputError(
+            f"{name}: tensor of shape {tuple(tensor.shape)} is on the 'meta' device and holds no pixel values; "
+            "materialise it (e.g. on 'cpu' or 'cuda') first"
+        )
     if tensor.dim() not in (3, 4):
         raise InvalidInputError(
             f"{name}: tensors must be CxHxW or BxCxHxW; got {tensor.dim()}-D shape {tuple(tensor.shape)}"

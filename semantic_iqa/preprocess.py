@@ -8,7 +8,7 @@ right/bottom. Pixels then go to [0, 1] and are normalised with CLIP's mean and s
 - `resize_pad_pil` is that pipeline itself, for paths, PIL images and uint8 arrays.
 - `resize_pad_tensor` does the same steps in torch so that float tensors keep their
   gradients. It differs from the PIL path only by PIL's rounding to uint8 (measured in
-  docs/inputs.md).
+  docs/inputs.md). float16 and bfloat16 images are resampled in float32.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+# Float dtypes that `resize_pad_tensor` resamples in float32 (and returns as float32).
+REDUCED_PRECISION_DTYPES = frozenset({torch.float16, torch.bfloat16})
 
 
 def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -57,13 +60,20 @@ def resize_pad_tensor(images: torch.Tensor, size: int) -> torch.Tensor:
     (docs/inputs.md). One 2-D pass without the intermediate clamp differs by up to 22/255
     at high-contrast edges.
 
+    float16 and bfloat16 images are resampled in float32: torch has no CPU bicubic kernel
+    for them, and their 11- or 8-bit mantissas would add rounding of their own at every
+    pass. The conversion is differentiable, so gradients still reach the half tensor.
+
     Args:
         images: [B, 3, H, W] float tensor with values in [0, 1].
         size: side of the output square.
 
     Returns:
-        [B, 3, size, size] tensor in [0, 1], same dtype and device, gradients kept.
+        [B, 3, size, size] tensor in [0, 1] on the same device, gradients kept; same dtype,
+        except float32 for float16 and bfloat16 input.
     """
+    if images.dtype in REDUCED_PRECISION_DTYPES:
+        images = images.float()
     height, width = images.shape[-2:]
     new_w, new_h = resized_size(width, height, size)
     if new_w != width:

@@ -2,8 +2,9 @@
 
 `make_tiny(folder)` writes a complete weights folder whose backbones are a small timm
 DINOv3 ViT and a small transformers `CLIPVisionModel`, stored locally, with random heads
-and non-trivial BatchNorm statistics. Everything downstream (loading, preprocessing,
-fusion, gate, CLI) then runs for real, offline, in seconds. Its scores mean nothing.
+(scaled so that scores of different pairs spread over roughly 1..4, see `HEAD_GAINS`) and
+non-trivial BatchNorm statistics. Everything downstream (loading, preprocessing, fusion,
+gate, CLI) then runs for real, offline, in seconds. Its scores mean nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ ARCHITECTURES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {"structure": REFERENCE_STRUCTURE_ARGS, "semantic": REFERENCE_SEMANTIC_CONFIG},
 }
 
+# Factors applied to the weights and biases of the heads' three linear layers, per preset.
+# `nn.Linear`'s default init shrinks activations at every layer, so an untouched tiny head
+# gives logits of about 0.1 and every pair scores 2.47-2.51: a test could not tell one
+# pair from another, nor catch a wrong score. With (3, 3, 6) the tiny model's logits have
+# a standard deviation of about 3 and its scores spread over about 1.7-3.8 (seed 0, gate
+# off, random-noise and photo pairs), while the gate (cos < 0.4) still fires for some
+# random pairs and not for others. The "full" preset keeps the default init.
+HEAD_GAINS: dict[str, tuple[float, float, float]] = {"tiny": (3.0, 3.0, 6.0), "full": (1.0, 1.0, 1.0)}
+
 
 def build_random_model(preset: str = "tiny", seed: int = 0, num_folds: int = 5) -> DSSSQA:
     """A DSS-SQA model with random weights; backbones marked as stored locally.
@@ -70,6 +80,7 @@ def build_random_model(preset: str = "tiny", seed: int = 0, num_folds: int = 5) 
         )
         model = DSSSQA(config, structure, semantic)
         _randomise_norm_statistics(model)
+        _scale_head_layers(model, HEAD_GAINS[preset])
     finally:
         torch.random.set_rng_state(generator_state)
     return model.eval()
@@ -90,3 +101,17 @@ def _randomise_norm_statistics(model: DSSSQA) -> None:
         heads.norm_weight.uniform_(0.5, 1.5)
         heads.norm_bias.normal_(0.0, 0.1)
         heads.norm_num_batches_tracked.fill_(100)
+
+
+def _scale_head_layers(model: DSSSQA, gains: tuple[float, float, float]) -> None:
+    # Multiply each linear layer (weight and bias) of every fold by its gain: see HEAD_GAINS.
+    heads = model.heads
+    layers = (
+        (heads.linear1_weight, heads.linear1_bias),
+        (heads.linear2_weight, heads.linear2_bias),
+        (heads.linear3_weight, heads.linear3_bias),
+    )
+    with torch.no_grad():
+        for (weight, bias), gain in zip(layers, gains, strict=True):
+            weight.mul_(gain)
+            bias.mul_(gain)

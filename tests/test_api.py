@@ -48,7 +48,9 @@ def test_model_is_loaded_once_per_weights_and_device(tiny_dir):
 def test_the_metric_is_asymmetric(tiny_dir, photo, blurred):
     forward = semantic_iqa.score(photo, blurred, weights=tiny_dir, device="cpu")
     swapped = semantic_iqa.score(blurred, photo, weights=tiny_dir, device="cpu")
-    assert forward != pytest.approx(swapped, abs=1e-7)
+    # Measured: swapping moves the tiny model's score by 0.18 (2.83 -> 2.65); float rounding
+    # alone moves scores by 7e-7 at most. The tolerance sits far from both.
+    assert forward != pytest.approx(swapped, abs=0.05)
 
 
 def test_score_details(tiny_dir, photo, blurred):

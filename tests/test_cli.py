@@ -78,7 +78,7 @@ def test_score_json(tiny_dir, folders, capsys):
     record = json.loads(capsys.readouterr().out)
     assert set(record) == {"score", "fold_scores", "fold_std", "cos_sim", "gated"}
     expected = semantic_iqa.score(ref / "000001.png", dist / "000001.png", weights=tiny_dir, device="cpu", gate="soft")
-    assert record["score"] == pytest.approx(expected, abs=1e-6)
+    assert record["score"] == pytest.approx(expected, abs=1e-5)
 
 
 def score_dir_argv(ref, dist, out, weights, *options: str) -> list[str]:
@@ -114,7 +114,11 @@ def test_score_dir_keeps_going_past_a_corrupt_image_and_exits_2(tiny_dir, folder
     assert status == 2 and len(err_lines) == 1 and "1 of 3 pair(s)" in err_lines[0]
     rows = {r["name"]: r for r in csv.DictReader(out.open())}
     assert rows["000001.png"]["score"] == "" and "cannot decode" in rows["000001.png"]["error"]
-    assert float(rows["000000.png"]["score"]) >= 0 and rows["000002.png"]["error"] == ""
+    # The pairs around the broken one keep their own scores (the three rows' scores differ
+    # by 0.1 or more; batch rounding is below 1e-6).
+    for name in ("000000.png", "000002.png"):
+        expected = semantic_iqa.score(ref / name, dist / name, weights=tiny_dir, device="cpu")
+        assert rows[name]["error"] == "" and float(rows[name]["score"]) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize(

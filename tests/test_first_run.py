@@ -127,3 +127,19 @@ def test_download_reference_backbones_then_train_offline(reference_hub, photo, t
                 env=clean_env(home, HF_HUB_OFFLINE="1"), guard=True)
     assert train.returncode == 0, train.stderr
     assert printed(train, "NETWORK_ATTEMPTS") == "0"
+
+
+@pytest.mark.slow
+def test_full_size_rehearsal(tmp_path):
+    """The same first run with reference-size random backbones (minutes on a CPU)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from first_run_rehearsal import rehearse
+
+    timings = rehearse(tmp_path, pairs=12, folds=2, epochs=1)
+    assert 0.0 <= timings["score (random weights, meaningless)"] <= 5.0
+
+
+def test_download_offline_names_the_switch_and_does_not_say_run_download(tmp_path):
+    result = cli("download", "some-org/some-weights", env=clean_env(tmp_path / "home", HF_HUB_OFFLINE="1"))
+    assert result.returncode == 2
+    assert "HF_HUB_OFFLINE is set" in result.stderr and "semantic-iqa download" not in result.stderr

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
 from conftest import random_rgb
-from PIL import Image
+from PIL import Image, ImageOps
 
 from semantic_iqa.errors import ImageLoadError, ImageNotFoundError, InvalidInputError, SemanticIQAError
 from semantic_iqa.inputs import as_float_batch, as_image_list, check_same_length, is_single_image, load_padded
+from semantic_iqa.preprocess import pil_to_tensor, resize_pad_pil
+
+EXIF_ORIENTATION = 0x0112
+# How a viewer turns the stored pixels for each EXIF orientation, as numpy quarter turns
+# (np.rot90's k: positive = counter-clockwise): 3 = 180 degrees, 6 = 90 degrees clockwise
+# (a phone held upright), 8 = 90 degrees counter-clockwise.
+QUARTER_TURNS = {3: 2, 6: -1, 8: 1}
 
 
 def padded(item) -> torch.Tensor:
@@ -121,3 +130,123 @@ def test_float_batch_accepts_float_tensors_only():
     assert as_float_batch(torch.rand(3, 5, 5)).shape == (1, 3, 5, 5)
     with pytest.raises(InvalidInputError, match="predict"):
         as_float_batch("a.png", "ref")
+
+
+def test_a_directory_is_not_an_image(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for call in (lambda: as_image_list(folder, "ref"), lambda: load_padded(folder, 224)):
+        with pytest.raises(ImageLoadError, match="is a directory") as caught:
+            call()
+        assert str(folder) in str(caught.value)
+        assert not isinstance(caught.value, FileNotFoundError), "the directory exists; it is just not an image"
+
+
+def test_a_closed_pil_image_gets_a_typed_error(tmp_path):
+    path = tmp_path / "img.png"
+    random_rgb(20, 10, seed=5).save(path)
+    closed = Image.open(path)
+    closed.load()
+    closed.close()
+    with Image.open(path) as never_loaded:  # lazy: the file is gone once the block ends
+        pass
+    for image in (closed, never_loaded):
+        with pytest.raises(ImageLoadError, match="PIL image is closed") as caught:
+            as_image_list([image], "ref")
+        assert str(caught.value).startswith("ref[0]")
+    with Image.open(path) as loaded_in_time:
+        loaded_in_time.load()
+    assert torch.equal(padded(loaded_in_time), padded(path)), "an image loaded inside its block stays usable"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_a_meta_tensor_gets_a_typed_error(dtype):
+    meta = torch.empty(2, 3, 8, 8, dtype=dtype, device="meta")
+    with pytest.raises(InvalidInputError, match="'meta' device") as caught:
+        as_image_list(meta, "dist")
+    assert "(2, 3, 8, 8)" in str(caught.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tensors_on_other_devices_are_accepted():
+    image = torch.rand(3, 20, 30)
+    on_gpu = as_image_list(image.cuda())[0]
+    assert on_gpu.is_cuda
+    torch.testing.assert_close(load_padded(on_gpu, 224).cpu(), padded(image), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_tensors_are_accepted_and_preprocessed_in_float32(dtype):
+    image = torch.rand(3, 20, 30).to(dtype)
+    out = padded(image)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, padded(image.float())), "half -> float32 is exact, so the pixels are the same"
+
+
+def oriented_photo(photo: Image.Image) -> np.ndarray:
+    """The example photo cropped wider than tall, so a wrong quarter turn changes the shape."""
+    return np.asarray(photo.crop((0, 40, 256, 200)))  # 256 wide, 160 high
+
+
+def test_exif_orientation_of_a_real_jpeg_is_applied(photo, tmp_path, tiny_model):
+    stored = Image.fromarray(oriented_photo(photo))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # "rotate 90 degrees clockwise to view", as phone cameras write it
+    sideways = tmp_path / "sideways.jpg"
+    stored.save(sideways, quality=95, exif=exif)
+    with Image.open(sideways) as decoded:
+        assert decoded.getexif()[EXIF_ORIENTATION] == 6
+        stored_pixels = np.asarray(decoded.convert("RGB"))  # the JPEG's pixels, as stored
+    # The physically rotated copy, written out by hand from the same decoded pixels and
+    # saved losslessly: the two files look identical in every viewer.
+    upright = tmp_path / "upright.png"
+    Image.fromarray(np.rot90(stored_pixels, QUARTER_TURNS[6]).copy()).save(upright)
+    assert Image.open(upright).size == (160, 256)
+
+    assert torch.equal(padded(sideways), padded(upright))
+    assert not torch.equal(padded(sideways), padded(stored_pixels)), "the test would pass without the rotation"
+
+    output = tiny_model.predict([sideways, upright], [upright, upright], gate="hard")
+    assert not output.gated.any()
+    assert output.cos_sim[0].item() == pytest.approx(1.0, abs=1e-5)
+    assert output.score[0].item() == pytest.approx(output.score[1].item(), abs=1e-5)
+    # The same pixels unrotated are another picture to the model; measured with the tiny
+    # model: cosine 0.47 instead of 1.0, score 0.047 away from the identical pair's. (The
+    # bug as reported, with the published model: such a pair scored 0.0, gated.)
+    unrotated = tiny_model.predict(stored_pixels, upright, gate="off")
+    assert unrotated.cos_sim.item() < 0.9
+    assert (unrotated.score - output.score[1]).abs().item() > 1e-3
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_of_a_pil_image_is_applied_without_changing_it(photo, orientation):
+    stored_pixels = oriented_photo(photo)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(stored_pixels).save(buffer, "PNG", exif=exif)  # lossless, with an eXIf chunk
+    image = Image.open(buffer)
+    before = (image.size, image.tobytes(), image.getexif()[EXIF_ORIENTATION])
+
+    expected = padded(np.rot90(stored_pixels, QUARTER_TURNS[orientation]).copy())
+    assert torch.equal(padded(image), expected)
+    assert torch.equal(padded(image), pil_to_tensor(resize_pad_pil(ImageOps.exif_transpose(image), 224)))
+    assert (image.size, image.tobytes(), image.getexif()[EXIF_ORIENTATION]) == before, "caller's image unchanged"
+
+
+@pytest.mark.parametrize("orientation", [None, 1])
+def test_images_without_an_orientation_keep_their_pixels_bit_for_bit(photo, tmp_path, orientation):
+    """Every LoViF image has no orientation tag: the authors' `Image.open(p).convert("RGB")` holds."""
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[EXIF_ORIENTATION] = orientation
+    image = Image.fromarray(oriented_photo(photo)).convert("P")  # a mode that needs converting
+    paths = [tmp_path / "img.png", tmp_path / "img.jpg"]
+    image.save(paths[0], exif=exif)
+    image.convert("RGB").save(paths[1], exif=exif)
+    for path in paths:
+        with Image.open(path) as opened:
+            assert opened.getexif().get(EXIF_ORIENTATION) == orientation
+            authors = pil_to_tensor(resize_pad_pil(opened.convert("RGB"), 224))
+            assert torch.equal(padded(opened), authors)
+        assert torch.equal(padded(path), authors)

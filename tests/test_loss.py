@@ -24,17 +24,26 @@ def pair():
 
 def test_value_is_five_minus_the_ungated_score_plus_the_cosine_penalty(loss_fn, pair):
     ref, dist = pair
+    # A third pair whose distorted image is unrelated noise: its CLIP cosine is below the
+    # gate's upper threshold (measured 0.32, penalty 1.8), so the penalty is exercised and
+    # not just zero as for the two related pairs (cosines 0.63 and 0.72).
+    unrelated = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(1))
+    ref, dist = torch.cat([ref, ref[:1]]), torch.cat([dist, unrelated])
     model = loss_fn.model
     with torch.no_grad():
         out = model(ref, dist, gate="off")
         penalty = ((0.5 - out.cos_sim) / 0.1).clamp(min=0)
+        assert (penalty[:2] == 0).all() and penalty[2] > 0.5
         expected = 5 - out.score + 5.0 * penalty
         torch.testing.assert_close(DSSSQALoss(model=model, reduction="none")(dist, ref), expected)
         torch.testing.assert_close(loss_fn(dist, ref), expected.mean())
         torch.testing.assert_close(DSSSQALoss(model=model, reduction="sum")(dist, ref), expected.sum())
         no_penalty = DSSSQALoss(model=model, reduction="none", gate_penalty=0.0)(dist, ref)
         torch.testing.assert_close(no_penalty, 5 - out.score)
-    assert (no_penalty >= 0).all()
+    # Measured: the penalty adds 9.0 to the third pair's loss, and 5 - score is 2.15-2.75,
+    # both far above the comparisons' 1e-5 tolerance and far from zero.
+    assert (expected - no_penalty)[2] > 2.5
+    assert (no_penalty > 1).all()
 
 
 def test_gradients_reach_the_distorted_image_only(loss_fn, pair):

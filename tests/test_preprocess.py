@@ -71,3 +71,19 @@ def test_normalize_uses_per_channel_mean_and_std():
     images = torch.full((1, 3, 2, 2), 0.5)
     out = normalize(images, (0.5, 0.25, 0.0), (1.0, 0.5, 0.25))
     assert torch.allclose(out[0, :, 0, 0], torch.tensor([0.0, 0.5, 2.0]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("size", [(50, 100), (224, 224)])  # resampled, and padded only
+def test_half_images_are_resampled_in_float32_and_gradients_reach_them(dtype, size):
+    images = torch.rand(2, 3, *size).to(dtype).requires_grad_(True)
+    as_float32 = images.detach().float().requires_grad_(True)  # exact: every half value is a float32 value
+    padded, expected = resize_pad_tensor(images, 224), resize_pad_tensor(as_float32, 224)
+    assert padded.dtype == torch.float32
+    assert torch.equal(padded, expected)
+    upstream = torch.randn(padded.shape, generator=torch.Generator().manual_seed(0))
+    (padded * upstream).sum().backward()
+    (expected * upstream).sum().backward()
+    assert images.grad is not None and images.grad.dtype == dtype
+    assert torch.equal(images.grad, as_float32.grad.to(dtype)), "the cast's backward is a cast back"
+    assert images.grad.float().abs().sum() > 0

@@ -34,9 +34,9 @@ def test_distorted_first_in_pyiqa_equals_reference_first_here(tiny_dir, images):
     metric = pyiqa.create_metric("dss_sqa", weights=str(tiny_dir), device="cpu")
     ours = semantic_iqa.score(ref, dist, weights=tiny_dir, device="cpu")
     theirs = metric(dist, ref)
-    torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-6)
+    torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
     swapped = metric(ref, dist)
-    assert not torch.allclose(swapped, theirs, atol=1e-6), "the metric is asymmetric: order matters"
+    assert not torch.allclose(swapped, theirs, atol=0.05), "the metric is asymmetric: order matters"
     assert metric.lower_better is False
 
 
@@ -45,7 +45,7 @@ def test_keyword_arguments_reach_the_model(tiny_dir, images):
     off = pyiqa.create_metric("dss_sqa", weights=str(tiny_dir), gate="off", device="cpu")
     assert off.net.gate == "off"
     expected = semantic_iqa.score(ref, dist, weights=tiny_dir, device="cpu", gate="off")
-    torch.testing.assert_close(off(dist, ref), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(off(dist, ref), expected, rtol=0, atol=1e-5)
     soft = pyiqa.create_metric("dss_sqa_soft", weights=str(tiny_dir), device="cpu")
     assert soft.net.gate == "soft"
 

@@ -26,8 +26,8 @@ def test_cached_and_uncached_scores_are_identical(tiny_model, padded):
         first = tiny_model.score_padded(ref, dist, reference_cache=cache)
         again = tiny_model.score_padded(ref.clone(), dist, reference_cache=cache)  # another tensor, same content
     for output in (first, again):
-        torch.testing.assert_close(output.score, plain.score, rtol=0, atol=1e-6)
-        torch.testing.assert_close(output.fold_scores, plain.fold_scores, rtol=0, atol=1e-6)
+        torch.testing.assert_close(output.score, plain.score, rtol=0, atol=1e-5)
+        torch.testing.assert_close(output.fold_scores, plain.fold_scores, rtol=0, atol=1e-5)
     assert (cache.misses, cache.hits, len(cache)) == (3, 3, 3)
 
 
@@ -39,7 +39,7 @@ def test_a_changed_reference_misses(tiny_model, padded):
         changed = ref.clone()
         changed[1, :, 100, 100] += 0.01  # one pixel of one reference
         output = tiny_model.score_padded(changed, dist, reference_cache=cache)
-        torch.testing.assert_close(output.score, tiny_model.score_padded(changed, dist).score, rtol=0, atol=1e-6)
+        torch.testing.assert_close(output.score, tiny_model.score_padded(changed, dist).score, rtol=0, atol=1e-5)
     assert (cache.misses, cache.hits) == (4, 2)
 
 
