@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the Hub stand-in and the repo writers are test helpers
 
-from PIL import Image  # noqa: E402
 from fake_hub import FakeHub  # noqa: E402
 from lovif_synthetic import make_lovif  # noqa: E402
+from PIL import Image  # noqa: E402
 from reference_repos import (  # noqa: E402
     CLIP_REPO,
     DINO_REPO,
@@ -72,8 +72,23 @@ def rehearse(workdir: Path, pairs: int = 12, folds: int = 2, epochs: int = 2) ->
         env["HF_ENDPOINT"] = hub.endpoint
         weights = workdir / "my-weights"
         timings["train (download + extract + train + export)"], trained = _cli(
-            ["train", "--data", str(data), "--out", str(weights), "--folds", str(folds), "--epochs", str(epochs),
-             "--device", "cpu", "--workers", "0", "--cache", str(workdir / "features")],
+            [
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(weights),
+                "--folds",
+                str(folds),
+                "--epochs",
+                str(epochs),
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+                "--cache",
+                str(workdir / "features"),
+            ],
             env,
         )
     config = json.loads((weights / "config.json").read_text())

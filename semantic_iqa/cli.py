@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     download = commands.add_parser(
         "download", help="fetch a model (weights and Hub backbones) into the Hugging Face cache, for offline use"
     )
-    download.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the published model, not published yet)")
+    download.add_argument(
+        "name", nargs="?", help="Hub repo id or weights folder (default: the published model, not published yet)"
+    )
     download.add_argument("--revision", help="branch, tag or commit of the weights repo")
     download.add_argument("--force", action="store_true", help="download again even if cached (repairs damage)")
     download.add_argument(
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     download.set_defaults(handler=_download)
 
     info = commands.add_parser("info", help="show what of a model is cached: revisions, sizes, hashes (offline)")
-    info.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the published model, not published yet)")
+    info.add_argument(
+        "name", nargs="?", help="Hub repo id or weights folder (default: the published model, not published yet)"
+    )
     info.add_argument("--revision", help="branch, tag or commit of the weights repo")
     info.set_defaults(handler=_info)
 

@@ -83,7 +83,10 @@ def snapshot(
             "on a connected machine run `semantic-iqa download` for this model, then copy that machine's "
             "Hugging Face cache here, or use a local weights folder"
         )
-        raise WeightsNotFoundError(f"{what}: {name} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {_why_not_reached()}; {hint}") from None
+        raise WeightsNotFoundError(
+            f"{what}: {name} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+            f"{_why_not_reached()}; {hint}"
+        ) from None
     except HfHubHTTPError as exc:
         raise WeightsError(f"{what}: the Hub refused {name}: {exc}".splitlines()[0]) from None
     except OSError as exc:

@@ -27,9 +27,9 @@ from .errors import InvalidOptionError, WeightsFormatError
 from .fusion import fuse_features
 from .gate import apply_gate
 from .heads import FoldHeads, expected_score
+from .hub import resolve_weights
 from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
 from .preprocess import normalize
-from .hub import resolve_weights
 from .weights import check_writable, checked_file, read_config, read_fold_tensors, write_weights
 
 if TYPE_CHECKING:  # the cache module imports this one

@@ -19,8 +19,15 @@ import pytest
 from conftest import EXAMPLES
 from fake_hub import FakeHub
 from lovif_synthetic import make_lovif
-from reference_repos import CLIP_REPO, DINO_REPO, TINY_CLIP_VISION, TINY_DINO, UNNEEDED_CLIP_FILES
-from reference_repos import write_clip_repo, write_dinov3_repo
+from reference_repos import (
+    CLIP_REPO,
+    DINO_REPO,
+    TINY_CLIP_VISION,
+    TINY_DINO,
+    UNNEEDED_CLIP_FILES,
+    write_clip_repo,
+    write_dinov3_repo,
+)
 from test_hub import SOCKET_GUARD, printed
 
 from semantic_iqa.config import REFERENCE_CONFIG
@@ -49,7 +56,9 @@ def clean_env(home: Path, hub: FakeHub | None = None, **extra: str) -> dict[str,
 
 
 def cli(*argv: str, env: dict[str, str], guard: bool = False) -> subprocess.CompletedProcess:
-    code = (SOCKET_GUARD if guard else "") + f"import sys; from semantic_iqa.cli import main; sys.exit(main({list(argv)!r}))"
+    code = (
+        SOCKET_GUARD if guard else ""
+    ) + f"import sys; from semantic_iqa.cli import main; sys.exit(main({list(argv)!r}))"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -69,20 +78,46 @@ def test_first_run_train_from_public_backbones_then_score(reference_hub, photo, 
     # 2. Train on a LoViF-layout split, with no --weights and no --backbones-from.
     data = make_lovif(tmp_path / "LoViF", photo, pairs=30)
     weights = tmp_path / "my-weights"
-    train = cli("train", "--data", str(data), "--out", str(weights), "--epochs", "2", "--device", "cpu",
-                "--workers", "0", "--cache", str(tmp_path / "features"), env=env)
+    train = cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(weights),
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--cache",
+        str(tmp_path / "features"),
+        env=env,
+    )
     assert train.returncode == 0, train.stderr
     assert "| pooled | 30 |" in train.stdout
 
     # The backbones came from the Hub cache under HF_HOME, at the pinned commits, sized by
     # the served configs (not by constants in the package), and are referenced, not copied.
     config = json.loads((weights / "config.json").read_text())
-    assert config["structure"] == {**config["structure"], "repo_id": DINO_REPO, "path": None,
-                                   "revision": REFERENCE_CONFIG.structure.revision}
-    assert config["semantic"]["repo_id"] == CLIP_REPO and config["semantic"]["revision"] == REFERENCE_CONFIG.semantic.revision
-    assert (config["structure_dim"], config["semantic_dim"]) == (TINY_DINO["embed_dim"], TINY_CLIP_VISION["hidden_size"])
+    assert config["structure"] == {
+        **config["structure"],
+        "repo_id": DINO_REPO,
+        "path": None,
+        "revision": REFERENCE_CONFIG.structure.revision,
+    }
+    assert (
+        config["semantic"]["repo_id"] == CLIP_REPO
+        and config["semantic"]["revision"] == REFERENCE_CONFIG.semantic.revision
+    )
+    assert (config["structure_dim"], config["semantic_dim"]) == (
+        TINY_DINO["embed_dim"],
+        TINY_CLIP_VISION["hidden_size"],
+    )
     assert not (weights / "structure").exists() and not (weights / "semantic").exists()
-    snapshots = home / "hub" / "models--openai--clip-vit-large-patch14-336" / "snapshots" / REFERENCE_CONFIG.semantic.revision
+    snapshots = (
+        home / "hub" / "models--openai--clip-vit-large-patch14-336" / "snapshots" / REFERENCE_CONFIG.semantic.revision
+    )
     assert sorted(p.name for p in snapshots.iterdir()) == ["config.json", "pytorch_model.bin"]
     fetched = " ".join(reference_hub.requests)
     assert not any(f"/{name}" in fetched for name in UNNEEDED_CLIP_FILES), "only what the vision tower needs"
@@ -94,8 +129,18 @@ def test_first_run_train_from_public_backbones_then_score(reference_hub, photo, 
     assert 0.0 <= score <= 5.0
 
     # 4. Air-gapped: the same score from the cache alone, with no connection attempted.
-    offline = cli("score", REF, DIST, "--weights", str(weights), "--device", "cpu", "--json",
-                  env=clean_env(home, HF_HUB_OFFLINE="1"), guard=True)
+    offline = cli(
+        "score",
+        REF,
+        DIST,
+        "--weights",
+        str(weights),
+        "--device",
+        "cpu",
+        "--json",
+        env=clean_env(home, HF_HUB_OFFLINE="1"),
+        guard=True,
+    )
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout.splitlines()[0])["score"] == pytest.approx(score, abs=1e-6)
     assert printed(offline, "NETWORK_ATTEMPTS") == "0"
@@ -122,9 +167,25 @@ def test_download_reference_backbones_then_train_offline(reference_hub, photo, t
     assert fetched.returncode == 0, fetched.stderr
     assert f"{DINO_REPO}@{REFERENCE_CONFIG.structure.revision}" in fetched.stdout
     data = make_lovif(tmp_path / "LoViF", photo, pairs=12)
-    train = cli("train", "--data", str(data), "--out", str(tmp_path / "w"), "--epochs", "1", "--folds", "2",
-                "--device", "cpu", "--workers", "0", "--cache", str(tmp_path / "features"),
-                env=clean_env(home, HF_HUB_OFFLINE="1"), guard=True)
+    train = cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "w"),
+        "--epochs",
+        "1",
+        "--folds",
+        "2",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--cache",
+        str(tmp_path / "features"),
+        env=clean_env(home, HF_HUB_OFFLINE="1"),
+        guard=True,
+    )
     assert train.returncode == 0, train.stderr
     assert printed(train, "NETWORK_ATTEMPTS") == "0"
 
