@@ -41,7 +41,7 @@ from reference_repos import (  # noqa: E402
     write_dinov3_repo,
 )
 
-from semantic_iqa.config import REFERENCE_CONFIG  # noqa: E402
+from semantic_iqa.metrics.dss_sqa.config import REFERENCE_CONFIG  # noqa: E402
 
 
 def _cli(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:

@@ -41,11 +41,11 @@ import torch
 from PIL import Image
 
 import semantic_iqa
-from semantic_iqa.data import DIST_FOLDERS, IMAGE_SUFFIXES, REF_FOLDERS, read_pairs
+from semantic_iqa.metrics.dss_sqa.data import DIST_FOLDERS, IMAGE_SUFFIXES, REF_FOLDERS, read_pairs
 from semantic_iqa.devices import describe_device, resolve_device
 from semantic_iqa.evaluation import agreement, logistic_plcc, two_afc, two_afc_hard_accuracy
 from semantic_iqa.inputs import load_padded
-from semantic_iqa.reference_cache import ReferenceCache
+from semantic_iqa.metrics.dss_sqa.reference_cache import ReferenceCache
 from semantic_iqa.timing import time_call
 
 BAPPS_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")

@@ -21,7 +21,7 @@ import torch
 
 import semantic_iqa
 from semantic_iqa.devices import describe_device, resolve_device
-from semantic_iqa.testing import build_random_model
+from semantic_iqa.metrics.dss_sqa.tiny import build_random_model
 from semantic_iqa.timing import time_call
 
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from semantic_iqa.config import REFERENCE_CONFIG
-from semantic_iqa.features import FeatureCache
-from semantic_iqa.testing import build_random_model
-from semantic_iqa.train import Recipe, train_folds
+from semantic_iqa.metrics.dss_sqa.config import REFERENCE_CONFIG
+from semantic_iqa.metrics.dss_sqa.features import FeatureCache
+from semantic_iqa.metrics.dss_sqa.tiny import build_random_model
+from semantic_iqa.metrics.dss_sqa.train import Recipe, train_folds
 
 LOVIF_TRAIN_COUNTS = {0: 48, 1: 93, 2: 96, 3: 90, 4: 84, 5: 99}
 

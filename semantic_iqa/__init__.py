@@ -1,13 +1,13 @@
-"""semantic-iqa: DSS-SQA, a full-reference semantic image-quality metric (0-5, higher = better).
+"""semantic-iqa: semantic image-quality metrics (does it still mean the same? is it good?).
 
 >>> import semantic_iqa
->>> semantic_iqa.score("ref.png", "dist.png")  # doctest: +SKIP
+>>> semantic_iqa.score("ref.png", "dist.png")  # DSS-SQA, 0-5, higher = better  # doctest: +SKIP
 3.87
+>>> semantic_iqa.list_metrics()  # doctest: +SKIP
 """
 
 from ._version import __version__
-from .api import PairScore, clear_model_cache, load_model, score, score_details
-from .config import DSSSQAConfig
+from .api import PairScore, clear_model_cache, load_metric, load_model, score, score_details
 from .errors import (
     ConversionError,
     DatasetError,
@@ -15,6 +15,7 @@ from .errors import (
     ImageNotFoundError,
     InvalidInputError,
     InvalidOptionError,
+    NoPublishedWeightsError,
     SemanticIQAError,
     WeightsCacheError,
     WeightsError,
@@ -22,9 +23,11 @@ from .errors import (
     WeightsIntegrityError,
     WeightsNotFoundError,
 )
-from .loss import DSSSQALoss
-from .model import DSSSQA, DSSSQAOutput
-from .reference_cache import ReferenceCache
+from .integrations.loss import DSSSQALoss
+from .metric import Metric
+from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
+from .metrics.dss_sqa.reference_cache import ReferenceCache
+from .registry import MetricInfo, create_metric, list_metrics, register_metric
 
 __all__ = [
     "ConversionError",
@@ -37,6 +40,9 @@ __all__ = [
     "ImageNotFoundError",
     "InvalidInputError",
     "InvalidOptionError",
+    "Metric",
+    "MetricInfo",
+    "NoPublishedWeightsError",
     "PairScore",
     "ReferenceCache",
     "SemanticIQAError",
@@ -47,7 +53,11 @@ __all__ = [
     "WeightsNotFoundError",
     "__version__",
     "clear_model_cache",
+    "create_metric",
+    "list_metrics",
+    "load_metric",
     "load_model",
+    "register_metric",
     "score",
     "score_details",
 ]

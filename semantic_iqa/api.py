@@ -13,10 +13,11 @@ import torch
 
 from .devices import resolve_device
 from .inputs import Images, is_single_image
-from .model import DSSSQA, DSSSQAOutput
-from .weights import weights_source
+from .metric import Metric
+from .metrics.dss_sqa import DSSSQA, DSSSQAOutput
+from .registry import create_metric, metric_info
 
-_MODELS: dict[tuple[str, str | None, str, str], DSSSQA] = {}
+_MODELS: dict[tuple[str | None, ...], Metric] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -31,17 +32,30 @@ class PairScore:
     gated: bool
 
 
+def load_metric(
+    name: str,
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+) -> Metric:
+    """Metric `name` with `weights` (folder or Hub repo id; `None` = its default) on `device`, cached.
+
+    The same arguments give the same object, so repeated `score` calls load once.
+    """
+    target = resolve_device(device)
+    source = (str(weights), None) if weights is not None else metric_info(name).default_source()
+    key = (name, *source, str(target), precision)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = create_metric(name, weights, device=target, precision=precision)
+        return _MODELS[key]
+
+
 def load_model(
     weights: str | os.PathLike | None = None, device: str | torch.device | None = None, precision: str = "fp32"
 ) -> DSSSQA:
-    """The model for `weights` (folder or Hub repo id; `None` = default) on `device`, cached."""
-    target = resolve_device(device)
-    _, name, revision = weights_source(weights)
-    key = (name, revision, str(target), precision)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = DSSSQA.from_pretrained(name, revision=revision, device=target, precision=precision)
-        return _MODELS[key]
+    """The DSS-SQA model for `weights` (folder or Hub repo id; `None` = default) on `device`, cached."""
+    return load_metric("dss_sqa", weights, device, precision)
 
 
 def clear_model_cache() -> None:

@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from ._version import __version__
 from .api import load_model
-from .config import GATE_MODES
 from .errors import InvalidInputError, InvalidOptionError, SemanticIQAError
-from .inputs import load_padded
+from .metrics.dss_sqa.config import GATE_MODES, REFERENCE_CONFIG
+from .scoring import iterate_batches
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
 _LISTED_NAMES = 5  # names shown in a one-line warning before "..."
@@ -170,14 +168,15 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .hub import prefetch, prefetch_reference_backbones
+    from .hub import prefetch, prefetch_backbones
+    from .registry import metric_info
 
     if args.reference_backbones and (args.name or args.revision):
         raise InvalidOptionError("--reference-backbones takes no NAME or --revision")
     if args.reference_backbones:
-        parts = prefetch_reference_backbones(force=args.force)
+        parts = prefetch_backbones(REFERENCE_CONFIG.backbone_specs(), force=args.force)
     else:
-        parts = prefetch(args.name, args.revision, force=args.force)
+        parts = prefetch(args.name, args.revision, force=args.force, info=metric_info("dss_sqa"))
     for what, folder in parts:
         print(f"{what}: {folder}")
     return 0
@@ -185,13 +184,14 @@ def _download(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from .hub import describe
+    from .registry import metric_info
 
-    print("\n".join(describe(args.name, args.revision)))
+    print("\n".join(describe(args.name, args.revision, info=metric_info("dss_sqa"))))
     return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert import convert_siqav3
+    from .metrics.dss_sqa.convert import convert_siqav3
 
     out = convert_siqav3(
         args.checkpoints,
@@ -205,7 +205,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import Recipe, train_from_folder
+    from .metrics.dss_sqa.train import Recipe, train_from_folder
 
     result = train_from_folder(
         args.data,
@@ -231,39 +231,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _make_tiny(args: argparse.Namespace) -> int:
-    from .testing import make_tiny
+    from .metrics.dss_sqa.tiny import make_tiny
 
     print(make_tiny(args.dir, seed=args.seed))
     return 0
-
-
-class _PairFolder(Dataset):
-    """Decodes and resize-pads one pair per item (in DataLoader worker processes)."""
-
-    def __init__(self, ref_dir: Path, dist_dir: Path, names: list[str], size: int) -> None:
-        self.ref_dir, self.dist_dir, self.names, self.size = ref_dir, dist_dir, names, size
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, index: int) -> tuple[str, torch.Tensor | None, torch.Tensor | None, str | None]:
-        name = self.names[index]
-        try:
-            ref = load_padded(self.ref_dir / name, self.size)
-            dist = load_padded(self.dist_dir / name, self.size)
-        except SemanticIQAError as exc:  # reported in the pair's row; the others are still scored
-            return name, None, None, str(exc)
-        return name, ref, dist, None
-
-
-def _collate(items: list[tuple[str, Any, Any, str | None]]) -> dict[str, Any]:
-    good = [item for item in items if item[3] is None]
-    return {
-        "names": [item[0] for item in items],
-        "errors": [item[3] for item in items],
-        "ref": torch.stack([item[1] for item in good]) if good else None,
-        "dist": torch.stack([item[2] for item in good]) if good else None,
-    }
 
 
 def _score_dir(args: argparse.Namespace) -> int:
@@ -288,27 +259,31 @@ def _score_dir(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--out {out} would be overwritten by the --json output; give the CSV a .csv name")
 
     model = load_model(args.weights, args.device, args.precision)
-    loader = DataLoader(
-        _PairFolder(ref_dir, dist_dir, names, model.config.preprocess.image_size),
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        collate_fn=_collate,
-        pin_memory=model.device.type == "cuda",
-    )
     fold_columns = [f"fold_{k}" for k in range(model.config.num_folds)]
     records: list[dict[str, Any]] = []
+    columns = {"ref": [ref_dir / n for n in names], "dist": [dist_dir / n for n in names], "name": names}
     with open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, ["name", "score", "fold_std", "cos_sim", "gated", *fold_columns, "error"])
         writer.writeheader()
-        for batch in tqdm(loader, unit="batch", desc="scoring", disable=None):
-            scored = iter([])
-            if batch["ref"] is not None:
+        for batch in iterate_batches(
+            columns,
+            ("ref", "dist"),
+            model.image_transform(),
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=model.device,
+            progress=None,  # a bar on a terminal only
+            unit="pair",
+        ):
+            rows = {index: {"name": names[index], "error": str(error)} for index, error in batch.failures}
+            if len(batch):
                 with torch.inference_mode():
-                    scored = iter(model.score_padded(batch["ref"], batch["dist"], args.gate).to_records())
-            for name, error in zip(batch["names"], batch["errors"], strict=True):
-                record = {"name": name, "error": error} if error else {"name": name, **next(scored), "error": ""}
-                records.append(record)
-                writer.writerow(_csv_row(record, fold_columns))
+                    scored = model.score_batch(batch.images, batch.extras, gate=args.gate).to_records()
+                for index, record in zip(batch.indices, scored, strict=True):
+                    rows[index] = {"name": names[index], **record, "error": ""}
+            for index in sorted(rows):  # the batch's pairs in input order
+                records.append(rows[index])
+                writer.writerow(_csv_row(rows[index], fold_columns))
             handle.flush()  # rows already scored survive an interruption
 
     if args.json:

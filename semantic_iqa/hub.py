@@ -21,9 +21,10 @@ from huggingface_hub.errors import (
 )
 
 from ._version import __version__
-from .config import BACKBONE_CONFIG_FILE, BACKBONE_WEIGHT_FILES, REFERENCE_CONFIG, BackboneSpec
+from .config import BACKBONE_CONFIG_FILE, BACKBONE_WEIGHT_FILES, BackboneSpec
 from .errors import NoPublishedWeightsError, WeightsCacheError, WeightsError, WeightsNotFoundError
-from .weights import DEFAULT_WEIGHTS, WEIGHTS_ENV_VAR, checked_file, read_config, weights_source
+from .registry import MetricInfo, metric_info
+from .weights import FolderContents, checked_file, read_folder, weights_source
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -134,45 +135,57 @@ def snapshot_backbone(
     return folder
 
 
-def resolve_weights(name_or_path: str | os.PathLike | None = None, revision: str | None = None) -> Path:
+def resolve_weights(
+    name_or_path: str | os.PathLike | None, revision: str | None = None, info: MetricInfo | None = None
+) -> Path:
     """Local folder of a weights folder path or of a Hub repo id (fetched into the HF cache).
 
+    `None` means the metric's default (`info.default_source()`: its environment variable,
+    else its pinned published weights).
+
     Raises:
-        NoPublishedWeightsError: the published model was asked for (no name, no
-            `$SEMANTIC_IQA_WEIGHTS`) and is neither on the Hub nor cached: the message names
-            the three ways to get weights today.
+        NoPublishedWeightsError: the default was asked for, and there is none, or it is
+            neither on the Hub nor cached: the message says how to get weights.
         WeightsNotFoundError, WeightsCacheError: as `snapshot`.
     """
-    folder, name, revision = weights_source(name_or_path, revision)
+    folder, name, revision = _source(name_or_path, revision, info)
     if folder is not None:
         return folder
-    return _fetch_weights(name, revision)
+    return _fetch_weights(name, revision, info)
 
 
-def _fetch_weights(name: str, revision: str | None, **options) -> Path:
+def _source(
+    name_or_path: str | os.PathLike | None, revision: str | None, info: MetricInfo | None
+) -> tuple[Path | None, str, str | None]:
+    if name_or_path is None:
+        if info is None:
+            raise WeightsNotFoundError("no weights given: pass a weights folder or a Hub repo id")
+        name_or_path, default_revision = info.default_source()
+        if name_or_path is None:
+            raise NoPublishedWeightsError(no_published_weights_message(info))
+        revision = revision or default_revision
+    return weights_source(name_or_path, revision)
+
+
+def _fetch_weights(name: str, revision: str | None, info: MetricInfo | None, **options) -> Path:
     try:
         return snapshot(name, revision=revision, what="weights", **options)
     except WeightsCacheError:
         raise
     except WeightsNotFoundError:
-        if name != DEFAULT_WEIGHTS.repo_id:
+        if info is None or info.default_weights is None or name != info.default_weights.repo_id:
             raise
-        raise NoPublishedWeightsError(no_published_weights_message()) from None
+        raise NoPublishedWeightsError(no_published_weights_message(info)) from None
 
 
-def no_published_weights_message() -> str:
-    """What to do when the published model is asked for but cannot be had: the three ways."""
+def no_published_weights_message(info: MetricInfo) -> str:
+    """What to do when a metric's published weights are asked for but cannot be had."""
     offline = " (HF_HUB_OFFLINE is set, so the Hub was not asked)" if constants.HF_HUB_OFFLINE else ""
+    default = info.default_weights
+    where = f"{default.repo_id}@{default.revision} has not been" if default else "no weights have been"
     return (
-        f"no published DSS-SQA weights are available: as of semantic-iqa {__version__}, "
-        f"{DEFAULT_WEIGHTS.repo_id}@{DEFAULT_WEIGHTS.revision} has not been published on the Hugging Face Hub"
-        f"{offline}. "
-        "Get weights in one of three ways: "
-        "(1) train the heads on the LoViF train split from the public backbones: "
-        "`semantic-iqa train --data LoViF/Train --out my-weights`; "
-        "(2) convert the authors' fold checkpoints: "
-        "`semantic-iqa convert-siqav3 fold_*/checkpoints/best.pth --out my-weights`; "
-        f"(3) point weights= (Python), --weights (CLI) or ${WEIGHTS_ENV_VAR} at a weights folder or Hub repo id"
+        f"no published {info.title} weights are available: as of semantic-iqa {__version__}, {where} "
+        f"published on the Hugging Face Hub{offline}. {info.no_weights_help}"
     )
 
 
@@ -183,7 +196,7 @@ def push_folder(
     revision: str | None = None,
     private: bool | None = None,
     token: str | None = None,
-    commit_message: str = "Upload DSS-SQA weights",
+    commit_message: str = "Upload semantic-iqa weights",
     create_pr: bool = False,
 ) -> str:
     """Create `repo_id` if needed and upload `folder` to it in one commit; returns the commit URL."""
@@ -209,24 +222,24 @@ _DOWNLOAD_HINT = "connect this machine to the Hub, or download on a connected ma
 
 
 def prefetch(
-    name_or_path: str | None = None, revision: str | None = None, force: bool = False
+    name_or_path: str | None = None, revision: str | None = None, force: bool = False, info: MetricInfo | None = None
 ) -> list[tuple[str, Path]]:
     """Fetch everything a model needs (weights repo and Hub backbones) into the HF cache.
 
     For air-gapped machines: run on a connected machine, copy the Hugging Face cache,
-    then load offline. Fold files are checked against their sha256 after the download.
+    then load offline. Every listed file is checked against its sha256 after the download.
 
     Returns:
         (what, folder) for every part, local parts included.
     """
-    folder, name, revision = weights_source(name_or_path, revision)
+    folder, name, revision = _source(name_or_path, revision, info)
     if folder is None:
-        folder = _fetch_weights(name, revision, force_download=force, fetch_hint=_DOWNLOAD_HINT)
+        folder = _fetch_weights(name, revision, info, force_download=force, fetch_hint=_DOWNLOAD_HINT)
     parts = [(f"weights {name}" + (f"@{revision}" if revision else ""), folder)]
-    config, fold_files, backbone_files = read_config(folder)
-    for entry in [*fold_files, *backbone_files]:
+    contents = read_folder(folder)
+    for entry in [*contents.head_files, *contents.backbone_files]:
         checked_file(folder, entry)
-    for role, spec in (("structure", config.structure), ("semantic", config.semantic)):
+    for role, spec in backbone_specs(contents).items():
         what = f"{role} backbone {spec.name}"
         if spec.path is not None:
             parts.append((what, folder / spec.path))
@@ -235,8 +248,8 @@ def prefetch(
     return parts
 
 
-def prefetch_reference_backbones(force: bool = False) -> list[tuple[str, Path]]:
-    """Fetch the two reference backbones at their pinned revisions (what `train` builds on).
+def prefetch_backbones(specs: dict[str, BackboneSpec], force: bool = False) -> list[tuple[str, Path]]:
+    """Fetch Hub backbones at their pinned revisions (e.g. the ones training builds on).
 
     Returns:
         (what, folder) for each backbone.
@@ -246,32 +259,42 @@ def prefetch_reference_backbones(force: bool = False) -> list[tuple[str, Path]]:
             f"{role} backbone {spec.repo_id}@{spec.revision}",
             snapshot_backbone(spec, force_download=force, fetch_hint=_DOWNLOAD_HINT),
         )
-        for role, spec in (("structure", REFERENCE_CONFIG.structure), ("semantic", REFERENCE_CONFIG.semantic))
+        for role, spec in specs.items()
     ]
 
 
-def describe(name_or_path: str | None = None, revision: str | None = None) -> list[str]:
+def backbone_specs(contents: FolderContents) -> dict[str, BackboneSpec]:
+    """The backbones a weights folder's settings name, by role (parsed by its metric's config)."""
+    config_class = metric_info(contents.metric).metric_class().config_class
+    return config_class.from_dict(contents.settings).backbone_specs()
+
+
+def describe(name_or_path: str | None = None, revision: str | None = None, info: MetricInfo | None = None) -> list[str]:
     """Lines telling what of a model is available locally, without any network access."""
-    folder, name, revision = weights_source(name_or_path, revision)
+    try:
+        folder, name, revision = _source(name_or_path, revision, info)
+    except NoPublishedWeightsError as exc:
+        return [str(exc)]
     label = name + (f"@{revision}" if revision else "")
     if folder is None:
         folder = _cached(name, revision)
         if folder is None:
-            if name == DEFAULT_WEIGHTS.repo_id:
-                return [f"weights {label}: not cached; " + no_published_weights_message()]
+            if info is not None and info.default_weights and name == info.default_weights.repo_id:
+                return [f"weights {label}: not cached; " + no_published_weights_message(info)]
             return [f"weights {label}: not cached; run `semantic-iqa download {name}` on a connected machine"]
         lines = [f"weights {label}: cached, commit {folder.name}, {_size(folder)}, {folder}"]
     else:
         lines = [f"weights {label}: local folder, {_size(folder)}"]
-    config, fold_files, backbone_files = read_config(folder)
-    for entry in [*fold_files, *backbone_files]:
+    contents = read_folder(folder)
+    lines[0] += f" ({contents.metric})"
+    for entry in [*contents.head_files, *contents.backbone_files]:
         try:
             checked_file(folder, entry)
             status = "ok"
         except WeightsError as exc:
             status = "MISSING" if isinstance(exc, WeightsNotFoundError) else "DAMAGED (sha256 differs)"
         lines.append(f"  {entry['file']}  sha256 {entry['sha256'][:16]}...  {status}")
-    for role, spec in (("structure", config.structure), ("semantic", config.semantic)):
+    for role, spec in backbone_specs(contents).items():
         if spec.path is not None:
             lines.append(f"{role} backbone {spec.name}: stored in {spec.path}/, {_size(folder / spec.path)}")
             continue

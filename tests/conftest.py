@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from semantic_iqa import DSSSQA
-from semantic_iqa.testing import make_tiny
+from semantic_iqa.metrics.dss_sqa.tiny import make_tiny
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

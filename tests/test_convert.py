@@ -15,8 +15,8 @@ from test_model import hand_pixels
 from semantic_iqa import DSSSQA
 from semantic_iqa.backbones import SemanticEncoder, StructureEncoder
 from semantic_iqa.cli import main
-from semantic_iqa.config import REFERENCE_CONFIG
-from semantic_iqa.convert import MODEL_KEYS, Effect, convert_siqav3
+from semantic_iqa.metrics.dss_sqa.config import REFERENCE_CONFIG
+from semantic_iqa.metrics.dss_sqa.convert import MODEL_KEYS, Effect, convert_siqav3
 from semantic_iqa.errors import ConversionError
 
 # Pairs scored from image files. With the tiny CLIP, "rotated" and "resized" have cosines

@@ -30,7 +30,7 @@ from reference_repos import (
 )
 from test_hub import SOCKET_GUARD, printed
 
-from semantic_iqa.config import REFERENCE_CONFIG
+from semantic_iqa.metrics.dss_sqa.config import REFERENCE_CONFIG
 
 REF, DIST = str(EXAMPLES / "ref.png"), str(EXAMPLES / "dist.png")
 

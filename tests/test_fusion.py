@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from semantic_iqa.fusion import fuse_features
+from semantic_iqa.metrics.dss_sqa.fusion import fuse_features
 
 
 def test_fusion_blocks_in_reference_order():

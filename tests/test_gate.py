@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semantic_iqa.config import GateConfig
+from semantic_iqa.metrics.dss_sqa.config import GateConfig
 from semantic_iqa.errors import InvalidOptionError
-from semantic_iqa.gate import apply_gate
+from semantic_iqa.metrics.dss_sqa.gate import apply_gate
 
 CONFIG = GateConfig()  # low 0.4, high 0.5, hard logit 12, soft strength 6
 COSINES = torch.tensor([0.1, 0.399, 0.4, 0.42, 0.45, 0.499, 0.5, 0.9])

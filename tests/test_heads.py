@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from semantic_iqa.config import HeadConfig
-from semantic_iqa.heads import FOLD_TENSORS, FoldHeads, expected_score
+from semantic_iqa.metrics.dss_sqa.config import HeadConfig
+from semantic_iqa.metrics.dss_sqa.heads import FOLD_TENSORS, FoldHeads, expected_score
 
 
 def reference_head(heads: FoldHeads, fold: int) -> nn.Sequential:

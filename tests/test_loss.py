@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from semantic_iqa.errors import InvalidOptionError
-from semantic_iqa.loss import DSSSQALoss
-from semantic_iqa.testing import build_random_model
+from semantic_iqa.integrations.loss import DSSSQALoss
+from semantic_iqa.metrics.dss_sqa.tiny import build_random_model
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from timm.models.eva import Eva
 from transformers import CLIPVisionModel
 
 from semantic_iqa import DSSSQA
-from semantic_iqa.testing import build_random_model, make_tiny
+from semantic_iqa.metrics.dss_sqa.tiny import build_random_model, make_tiny
 
 
 def test_tiny_model_uses_the_real_backbone_classes(tiny_model):

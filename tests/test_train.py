@@ -15,11 +15,11 @@ from lovif_synthetic import make_lovif
 
 from semantic_iqa import DSSSQA
 from semantic_iqa.cli import main
-from semantic_iqa.data import read_pairs
+from semantic_iqa.metrics.dss_sqa.data import read_pairs
 from semantic_iqa.errors import DatasetError
-from semantic_iqa.features import FeatureCache
+from semantic_iqa.metrics.dss_sqa.features import FeatureCache
 from semantic_iqa.inputs import load_padded
-from semantic_iqa.train import Recipe, stratified_folds, train_folds
+from semantic_iqa.metrics.dss_sqa.train import Recipe, stratified_folds, train_folds
 
 pytest.importorskip("openpyxl")
 
@@ -205,7 +205,7 @@ def test_train_command_refuses_an_occupied_output_folder_before_any_work(tiny_di
 
 def test_too_few_pairs_for_the_folds_is_refused_before_any_work():
     from semantic_iqa.errors import DatasetError
-    from semantic_iqa.train import checked_folds
+    from semantic_iqa.metrics.dss_sqa.train import checked_folds
 
     scores = np.repeat(np.arange(6), 4)  # 24 pairs, 4 per class: the fifth fold would hold out nothing
     with pytest.raises(DatasetError, match=r"fold\(s\) \[4\] would hold out fewer than 2 pairs"):

@@ -13,9 +13,8 @@ from conftest import hand_made_hub_cache, offline_env, run_python
 from safetensors.torch import load_file, save_file
 
 from semantic_iqa import DSSSQA
-from semantic_iqa.config import FORMAT_NAME, FORMAT_VERSION
 from semantic_iqa.errors import WeightsError, WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
-from semantic_iqa.heads import FOLD_TENSORS
+from semantic_iqa.metrics.dss_sqa.heads import FOLD_TENSORS
 from semantic_iqa.hub import resolve_weights
 
 
@@ -69,11 +68,12 @@ def test_model_card_records_provenance_figures_licences_and_citation(tiny_model,
 
 def test_folder_contents(tiny_dir):
     config = json.loads((tiny_dir / "config.json").read_text())
-    assert (config["format"], config["format_version"]) == (FORMAT_NAME, FORMAT_VERSION)
+    assert (config["format"], config["format_version"], config["metric"]) == ("semantic-iqa", 2, "dss_sqa")
     assert config["structure"]["path"] == "structure" and config["semantic"]["path"] == "semantic"
     assert config["preprocess"]["image_size"] == 224 and config["gate"]["mode"] == "hard"
-    assert len(config["fold_files"]) == config["num_folds"] == 5
-    for entry in config["fold_files"]:
+    assert len(config["head_files"]) == config["num_folds"] == 5
+    assert [e["file"] for e in config["head_files"]] == [f"heads/fold_{k}.safetensors" for k in range(5)]
+    for entry in config["head_files"]:
         tensors = load_file(tiny_dir / entry["file"])
         assert set(tensors) == set(FOLD_TENSORS)  # head weights and BatchNorm statistics only
         assert len(entry["sha256"]) == 64
@@ -116,10 +116,11 @@ def test_tampered_fold_file_names_both_hashes(weights_copy):
 @pytest.mark.parametrize(
     "changes,message",
     [
-        ({"format_version": 2}, "format_version 2"),
-        ({"format": "something-else"}, "not a semantic-iqa/dss-sqa"),
+        ({"format_version": 3}, "format_version 3"),
+        ({"format": "something-else"}, "not a semantic-iqa weights config"),
+        ({"metric": "mst_clipiqa"}, "holds 'mst_clipiqa' weights, not 'dss_sqa'"),
         ({"mystery": 1}, "unknown DSSSQAConfig entries: mystery"),
-        ({"fold_files": []}, "must list 5 entries"),
+        ({"head_files": []}, "0 head files for num_folds 5"),
         ({"gate": {"mode": "sometimes"}}, "unknown gate mode"),
         ({"structure": {"library": "timm", "name": "x"}}, "exactly one of 'repo_id' or 'path'"),
         ({"structure": {"library": "timm"}}, "missing 1 required positional argument: 'name'"),
@@ -131,6 +132,21 @@ def test_bad_config(weights_copy, changes, message):
     with pytest.raises(WeightsFormatError) as caught:
         DSSSQA.from_pretrained(weights_copy, device="cpu")
     assert message in str(caught.value)
+
+
+def test_a_format_1_folder_still_loads_and_scores_the_same(weights_copy, tiny_model, photo):
+    """Folders written by semantic-iqa 0.1 (format `semantic-iqa/dss-sqa` version 1, `fold_files`)."""
+    config = json.loads((weights_copy / "config.json").read_text())
+    legacy = {
+        "format": "semantic-iqa/dss-sqa",
+        "format_version": 1,
+        **{k: v for k, v in config.items() if k not in ("format", "format_version", "metric", "head_files")},
+        "fold_files": config["head_files"],
+    }
+    (weights_copy / "config.json").write_text(json.dumps(legacy))
+    blurred = photo.resize((64, 64)).resize(photo.size)
+    expected = tiny_model.predict(photo, blurred).score
+    torch.testing.assert_close(DSSSQA.from_pretrained(weights_copy, device="cpu").predict(photo, blurred).score, expected)
 
 
 def test_config_that_is_not_json(weights_copy):

@@ -17,7 +17,7 @@ import os
 import torch
 from torch import nn
 
-from ..model import DSSSQA
+from ..metrics.dss_sqa.model import DSSSQA
 
 ARCH_NAME = "SemanticIQADSSSQA"  # a name no pyiqa built-in uses: a clash would replace it
 METRICS = {

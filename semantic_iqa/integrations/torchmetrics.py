@@ -22,8 +22,8 @@ from torchmetrics.utilities import dim_zero_cat
 
 from ..errors import InvalidInputError
 from ..inputs import as_float_batch, check_same_length, load_padded_batch
-from ..model import DSSSQA
-from ..reference_cache import ReferenceCache
+from ..metrics.dss_sqa.model import DSSSQA
+from ..metrics.dss_sqa.reference_cache import ReferenceCache
 
 
 class DSSSQAMetric(Metric):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DatasetError
+from ...errors import DatasetError
 
 REF_FOLDERS = ("Ref", "ref", "reference", "Reference")
 DIST_FOLDERS = ("Dist", "dist", "distorted", "Distorted")

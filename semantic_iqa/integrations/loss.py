@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .errors import InvalidOptionError
-from .inputs import as_float_batch, check_same_length, load_padded_batch
-from .model import DSSSQA, ImageFeatures
-from .reference_cache import ReferenceCache
+from ..errors import InvalidOptionError
+from ..inputs import as_float_batch, check_same_length, load_padded_batch
+from ..metrics.dss_sqa.model import DSSSQA, ImageFeatures
+from ..metrics.dss_sqa.reference_cache import ReferenceCache
 
 REDUCTIONS = ("mean", "sum", "none")
 

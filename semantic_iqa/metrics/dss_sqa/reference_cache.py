@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import torch
 
-from .errors import InvalidOptionError
+from ...errors import InvalidOptionError
 from .model import DSSSQA, ImageFeatures
 
 

@@ -10,34 +10,24 @@ Data flow for a batch of B pairs (one backbone pass per image serves every fold)
 
 from __future__ import annotations
 
-import os
-import tempfile
+import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 
-from .backbones import SemanticEncoder, StructureEncoder
+from ...backbones import FrozenEncoder, SemanticEncoder, StructureEncoder
+from ...devices import resolve_device
+from ...errors import WeightsFormatError
+from ...inputs import ImageLike, Images, as_float_batch, check_same_length, load_padded, load_padded_batch
+from ...metric import Metric, image_columns
+from ...preprocess import normalize
+from .card import model_card
 from .config import REFERENCE_CONFIG, BackboneSpec, DSSSQAConfig, check_gate_mode
-from .devices import resolve_device
-from .errors import InvalidOptionError, WeightsFormatError
 from .fusion import fuse_features
 from .gate import apply_gate
 from .heads import FoldHeads, expected_score
-from .hub import resolve_weights
-from .inputs import Images, as_float_batch, as_image_list, check_same_length, load_padded, load_padded_batch
-from .preprocess import normalize
-from .weights import check_writable, checked_file, read_config, read_fold_tensors, write_weights
-
-if TYPE_CHECKING:  # the cache module imports this one
-    from .reference_cache import ReferenceCache
-
-
-_PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
-_PRECISION_NAMES = {dtype: name for name, dtype in _PRECISIONS.items()} | {torch.float64: "fp64"}
 
 
 @dataclass
@@ -49,6 +39,12 @@ class ImageFeatures:
 
     def __getitem__(self, index: slice | torch.Tensor | list[int]) -> ImageFeatures:
         return ImageFeatures(self.structure[index], self.semantic[index])
+
+
+class ReferenceFeatureSource(Protocol):
+    """Anything that gives reference features for resize-padded images (e.g. a `ReferenceCache`)."""
+
+    def features(self, images: torch.Tensor) -> ImageFeatures: ...
 
 
 @dataclass
@@ -97,12 +93,16 @@ class DSSSQAOutput:
         ]
 
 
-class DSSSQA(nn.Module):
+class DSSSQA(Metric):
     """DSS-SQA full-reference semantic quality metric. Score in [0, 5], higher = better.
 
     Build one with `DSSSQA.from_pretrained(...)`; call it on float tensors to keep gradients
     (`model(ref, dist)`), or use `predict` for any input kind without gradients.
     """
+
+    name = "dss_sqa"
+    config_class = DSSSQAConfig
+    encoder_classes = {"structure": StructureEncoder, "semantic": SemanticEncoder}
 
     def __init__(
         self,
@@ -124,38 +124,40 @@ class DSSSQA(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(config.preprocess.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.preprocess.std).view(1, 3, 1, 1), persistent=False)
 
-    # -- weights I/O -------------------------------------------------------------------
+    # -- the parts the shared weights I/O asks for ---------------------------------------
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike | None = None,
-        *,
-        revision: str | None = None,
-        device: str | torch.device | None = None,
-        precision: str = "fp32",
-    ) -> DSSSQA:
-        """Load a weights folder (local path or Hub repo id; `None` = the published model).
+    def from_parts(cls, config: DSSSQAConfig, encoders: dict[str, FrozenEncoder]) -> DSSSQA:
+        """The model on these encoders, with fresh (untrained) fold heads."""
+        return cls(config, encoders["structure"], encoders["semantic"])
 
-        The model is returned in eval mode on `device` ("auto" = CUDA if available), with its
-        backbones in `precision` ("fp32", or "bf16": half the memory and much faster on
-        GPUs, heads and fusion stay in float32; see `set_precision`).
-        """
-        target = resolve_device(device)
-        folder = resolve_weights(name_or_path, revision)
-        config, fold_files, backbone_files = read_config(folder)
-        for entry in backbone_files:
-            checked_file(folder, entry)
-        model = cls(
-            config,
-            StructureEncoder.from_spec(config.structure, folder),
-            SemanticEncoder.from_spec(config.semantic, folder),
-        )
-        for fold, tensors in enumerate(read_fold_tensors(folder, fold_files)):
+    def encoders(self) -> dict[str, FrozenEncoder]:
+        return {"structure": self.structure, "semantic": self.semantic}
+
+    def head_parts(self) -> dict[str, dict[str, torch.Tensor]]:
+        """One file per fold: `fold_<k>`, under the reference layer names."""
+        return {f"fold_{k}": self.heads.fold_state_dict(k) for k in range(self.config.num_folds)}
+
+    def load_head_parts(self, parts: list[dict[str, torch.Tensor]]) -> None:
+        if len(parts) != self.config.num_folds:
+            raise WeightsFormatError(f"{len(parts)} head files for num_folds {self.config.num_folds}")
+        for fold, tensors in enumerate(parts):
             try:
-                model.heads.load_fold_state_dict(fold, tensors)
+                self.heads.load_fold_state_dict(fold, tensors)
             except (KeyError, ValueError) as exc:
-                raise WeightsFormatError(f"{folder / fold_files[fold]['file']}: {exc}") from None
-        return model.to(target).set_precision(precision).eval()
+                raise WeightsFormatError(f"fold {fold}: {exc}") from None
+
+    def model_card(self) -> str:
+        return model_card(self.config)
+
+    def image_transform(self) -> Callable[[ImageLike], torch.Tensor]:
+        """Decode one image and resize-pad it to the model's square (picklable, for workers)."""
+        return functools.partial(load_padded, size=self.config.preprocess.image_size)
+
+    def score_batch(
+        self, images: dict[str, torch.Tensor], extras: dict[str, list[Any]], gate: str | None = None
+    ) -> DSSSQAOutput:
+        """Scores of a batch of resize-padded pairs (`images["ref"]`, `images["dist"]`)."""
+        return self.score_padded(images["ref"], images["dist"], gate)
 
     @classmethod
     def from_backbones(
@@ -181,45 +183,6 @@ class DSSSQA(nn.Module):
         )
         return cls(config, structure_encoder, semantic_encoder).to(resolve_device(device)).eval()
 
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Write a complete weights folder that `from_pretrained` reads; returns its path."""
-        folder = Path(folder)
-        check_writable(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for spec, encoder in ((self.config.structure, self.structure), (self.config.semantic, self.semantic)):
-            if spec.path is not None:
-                encoder.save(folder / spec.path)
-        write_weights(folder, self.config, [self.heads.fold_state_dict(k) for k in range(self.config.num_folds)])
-        return folder
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        revision: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        commit_message: str = "Upload DSS-SQA weights",
-        create_pr: bool = False,
-    ) -> str:
-        """Upload this model's weights folder (as `save_pretrained` writes it) to a Hub repo.
-
-        The repo is created if needed. Returns the URL of the commit.
-        """
-        from .hub import push_folder
-
-        with tempfile.TemporaryDirectory() as staging:
-            folder = self.save_pretrained(Path(staging) / "weights")
-            return push_folder(
-                folder,
-                repo_id,
-                revision=revision,
-                private=private,
-                token=token,
-                commit_message=commit_message,
-                create_pr=create_pr,
-            )
-
     # -- scoring -----------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
@@ -241,24 +204,6 @@ class DSSSQA(nn.Module):
         check_same_length(ref, dist)
         size = self.config.preprocess.image_size
         return self.score_padded(load_padded_batch(ref, size), load_padded_batch(dist, size), gate)
-
-    @property
-    def precision(self) -> str:
-        """Backbone precision: "fp32" or "bf16" (the heads always run in the model's float dtype)."""
-        return _PRECISION_NAMES[next(self.structure.parameters()).dtype]
-
-    def set_precision(self, precision: str) -> DSSSQA:
-        """Run the backbones in "fp32" or "bf16"; fusion, heads and gate stay in float32.
-
-        bf16 halves the backbones' memory and uses the GPU's bf16 matrix units; the features
-        are converted back to float32 before the fusion, so the heads see the precision they
-        were trained with. Returns the model.
-        """
-        if precision not in _PRECISIONS:
-            raise InvalidOptionError(f"unknown precision {precision!r}; choose one of {', '.join(_PRECISIONS)}")
-        self.structure.to(_PRECISIONS[precision])
-        self.semantic.to(_PRECISIONS[precision])
-        return self
 
     def encode(self, images: torch.Tensor) -> ImageFeatures:
         """Backbone features of resize-padded images [B, 3, S, S] in [0, 1] (one pass of each backbone).
@@ -302,7 +247,7 @@ class DSSSQA(nn.Module):
         ref: torch.Tensor,
         dist: torch.Tensor,
         gate: str | None = None,
-        reference_cache: ReferenceCache | None = None,
+        reference_cache: ReferenceFeatureSource | None = None,
     ) -> DSSSQAOutput:
         """Score images that are already resize-padded: [B, 3, S, S] in [0, 1] each.
 
@@ -316,7 +261,6 @@ class DSSSQA(nn.Module):
         batch = ref.shape[0]
         return self.score_features(features[:batch], features[batch:], gate)
 
-    @torch.inference_mode()
     def predict(
         self,
         ref: Images,
@@ -325,23 +269,15 @@ class DSSSQA(nn.Module):
         gate: str | None = None,
         batch_size: int = 16,
         progress: bool = False,
+        workers: int = 0,
     ) -> DSSSQAOutput:
         """Score pairs of any accepted input kind (paths, PIL, uint8 arrays, float tensors, lists).
 
-        Inputs are validated up front, then decoded and scored `batch_size` pairs at a time.
-        No gradients. Returns a `DSSSQAOutput` on the model's device.
+        Inputs are validated up front, then decoded and scored `batch_size` pairs at a time
+        by the shared scoring loop. No gradients. Returns a `DSSSQAOutput` on the model's device.
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidOptionError(f"batch_size must be a positive integer, got {batch_size!r}")
         check_gate_mode(self.config.gate.mode if gate is None else gate)
-        ref_items = as_image_list(ref, "ref")
-        dist_items = as_image_list(dist, "dist")
-        check_same_length(ref_items, dist_items)
-        size = self.config.preprocess.image_size
-        outputs = []
-        for start in tqdm(range(0, len(ref_items), batch_size), disable=not progress, unit="batch"):
-            chunk = slice(start, start + batch_size)
-            ref_batch = torch.stack([load_padded(item, size).to(self.device) for item in ref_items[chunk]])
-            dist_batch = torch.stack([load_padded(item, size).to(self.device) for item in dist_items[chunk]])
-            outputs.append(self.score_padded(ref_batch, dist_batch, gate))
-        return DSSSQAOutput.cat(outputs)
+        columns = image_columns(("ref", "dist"), (ref, dist))
+        return DSSSQAOutput.cat(
+            self.predict_columns(columns, batch_size=batch_size, workers=workers, progress=progress, gate=gate)
+        )

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .backbones import SemanticEncoder, StructureEncoder
+from ...backbones import SemanticEncoder, StructureEncoder
 from .config import REFERENCE_CONFIG, REFERENCE_SEMANTIC_CONFIG, REFERENCE_STRUCTURE_ARGS, BackboneSpec
 from .model import DSSSQA
 

@@ -23,12 +23,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
-from .inputs import load_padded
+from ...scoring import iterate_batches
+from ...weights import sha256_file
 from .model import DSSSQA
-from .weights import sha256_file
 
 FLIPS = 2  # index 0: the image as is; 1: flipped left-right (after resize-pad)
 
@@ -79,14 +77,20 @@ class FeatureCache:
             if key not in self._location:
                 todo.setdefault(key, path)
         if todo:
-            loader = DataLoader(
-                _PaddedImages(list(todo.items()), self.model.config.preprocess.image_size),
-                batch_size=batch_size,
-                num_workers=workers,
-            )
             with torch.inference_mode():
-                for batch_keys, images in tqdm(loader, desc="extracting features", unit="batch", disable=not progress):
-                    self._write_shard(list(batch_keys), images)
+                for batch in iterate_batches(
+                    {"key": list(todo), "image": list(todo.values())},
+                    ("image",),
+                    self.model.image_transform(),
+                    batch_size=batch_size,
+                    workers=workers,
+                    device=self.model.device,
+                    progress=progress,
+                    unit="image",
+                ):
+                    if batch.failures:  # the data set was checked; a file that fails now is a real error
+                        raise batch.failures[0][1]
+                    self._write_shard(batch.extras["key"], batch.images["image"])
         return keys
 
     def load(self, keys: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,15 +122,3 @@ class FeatureCache:
         for key in keys:
             self._location[key] = shard
         self.computed += count
-
-
-class _PaddedImages(Dataset):
-    def __init__(self, items: list[tuple[str, Path]], size: int) -> None:
-        self.items, self.size = items, size
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[str, torch.Tensor]:
-        key, path = self.items[index]
-        return key, load_padded(path, self.size)

@@ -59,13 +59,20 @@ from typing import Any
 
 import torch
 
-from ._version import __version__
-from .backbones import SemanticEncoder, StructureEncoder
-from .config import GATE_MODES, REFERENCE_CONFIG, REFERENCE_SEMANTIC_CONFIG, REFERENCE_STRUCTURE_ARGS, BackboneSpec
-from .errors import ConversionError
+from ..._version import __version__
+from ...backbones import SemanticEncoder, StructureEncoder
+from ...errors import ConversionError
+from ...weights import read_folder, sha256_file
+from .config import (
+    GATE_MODES,
+    REFERENCE_CONFIG,
+    REFERENCE_SEMANTIC_CONFIG,
+    REFERENCE_STRUCTURE_ARGS,
+    BackboneSpec,
+    DSSSQAConfig,
+)
 from .heads import FoldHeads
 from .model import DSSSQA
-from .weights import read_config, sha256_file
 
 
 class Effect(Enum):
@@ -425,7 +432,7 @@ def _build_encoders(architecture_from: str | os.PathLike | None) -> tuple[Struct
             SemanticEncoder.build(**REFERENCE_SEMANTIC_CONFIG),
         )
     folder = Path(architecture_from)
-    config = read_config(folder).config
+    config = DSSSQAConfig.from_dict(read_folder(folder).settings)
     if config.structure.path is None or config.semantic.path is None:
         raise ConversionError(f"--architecture-from {folder}: both backbones must be stored in that folder")
     return (

@@ -30,17 +30,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ._version import __version__
+from ..._version import __version__
+from ...errors import DatasetError, InvalidOptionError
+from ...evaluation import agreement, final_score, plcc, srocc
+from ...weights import check_writable
 from .config import DSSSQAConfig
 from .data import PairSet, read_pairs
-from .errors import DatasetError, InvalidOptionError
-from .evaluation import agreement, final_score, plcc, srocc
 from .features import FeatureCache
 from .fusion import fuse_features
 from .gate import apply_gate
 from .heads import FoldHeads, expected_score
 from .model import DSSSQA
-from .weights import check_writable
 
 
 @dataclass(frozen=True)
