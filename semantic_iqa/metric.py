@@ -6,7 +6,7 @@ A metric is an `nn.Module` subclass of `Metric` that says what it is made of:
 - `name` (its registry name), `config_class` (its settings dataclass: `to_dict`,
   `from_dict`, `backbone_specs`, `with_backbones`), `encoder_classes` (role -> frozen
   encoder class);
-- `from_parts(config, encoders)`: the metric with fresh heads;
+- `from_parts(config, encoders)`: the metric with fresh heads; `frozen_encoders()`: them by role;
 - `head_parts()` / `load_head_parts(parts)`: the trained tensors, as named safetensors files;
 - `image_transform()`: a picklable function decoding one image into its preprocessed
   [3, S, S] tensor in [0, 1];
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .backbones import FrozenEncoder
+from .config import BackboneSpec
 from .devices import resolve_device
 from .errors import InvalidOptionError, WeightsFormatError
 from .hub import push_folder, resolve_weights
@@ -48,10 +49,15 @@ class Metric(nn.Module):
 
     # -- what each metric provides --------------------------------------------------------
     @classmethod
+    def load_encoder(cls, role: str, spec: BackboneSpec, folder: Path) -> FrozenEncoder:
+        """The frozen encoder of `role`, from `folder / spec.path` or the Hub (override for options)."""
+        return cls.encoder_classes[role].from_spec(spec, folder)
+
+    @classmethod
     def from_parts(cls, config: Any, encoders: dict[str, FrozenEncoder], **options: Any) -> Metric:
         raise NotImplementedError
 
-    def encoders(self) -> dict[str, FrozenEncoder]:
+    def frozen_encoders(self) -> dict[str, FrozenEncoder]:
         """The frozen encoders by role."""
         raise NotImplementedError
 
@@ -105,9 +111,7 @@ class Metric(nn.Module):
         config = cls.config_class.from_dict(contents.settings)
         for entry in contents.backbone_files:
             checked_file(folder, entry)
-        encoders = {
-            role: cls.encoder_classes[role].from_spec(spec, folder) for role, spec in config.backbone_specs().items()
-        }
+        encoders = {role: cls.load_encoder(role, spec, folder) for role, spec in config.backbone_specs().items()}
         model = cls.from_parts(config, encoders, **options)
         try:
             model.load_head_parts(read_head_files(folder, contents.head_files))
@@ -121,7 +125,7 @@ class Metric(nn.Module):
         check_writable(folder)
         folder.mkdir(parents=True, exist_ok=True)
         stored = []
-        encoders = self.encoders()
+        encoders = self.frozen_encoders()
         for role, spec in self.config.backbone_specs().items():
             if spec.path is not None:
                 encoders[role].save(folder / spec.path)
@@ -158,14 +162,14 @@ class Metric(nn.Module):
     @property
     def precision(self) -> str:
         """Backbone precision: "fp32" or "bf16" (the heads always run in float32)."""
-        dtype = next(next(iter(self.encoders().values())).parameters()).dtype
+        dtype = next(next(iter(self.frozen_encoders().values())).parameters()).dtype
         return {value: key for key, value in PRECISIONS.items()}.get(dtype, str(dtype))
 
     def set_precision(self, precision: str) -> Metric:
         """Run the frozen encoders in "fp32" or "bf16"; the trained parts stay in float32. Returns self."""
         if precision not in PRECISIONS:
             raise InvalidOptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        for encoder in self.encoders().values():
+        for encoder in self.frozen_encoders().values():
             encoder.to(PRECISIONS[precision])
         return self
 

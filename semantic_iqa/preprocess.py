@@ -72,16 +72,36 @@ def resize_pad_tensor(images: torch.Tensor, size: int) -> torch.Tensor:
         [B, 3, size, size] tensor in [0, 1] on the same device, gradients kept; same dtype,
         except float32 for float16 and bfloat16 input.
     """
-    if images.dtype in REDUCED_PRECISION_DTYPES:
-        images = images.float()
     height, width = images.shape[-2:]
     new_w, new_h = resized_size(width, height, size)
-    if new_w != width:
-        images = _bicubic(images, (height, new_w))
-    if new_h != height:
-        images = _bicubic(images, (new_h, new_w))
+    images = resize_bicubic_like_pil(images, new_w, new_h)
     left, top = pad_offsets(new_w, new_h, size)
     return F.pad(images, (left, size - new_w - left, top, size - new_h - top), value=0.0)
+
+
+def resize_bicubic_like_pil(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Differentiable bicubic resize of float images to `width x height`, as PIL resamples 8-bit images.
+
+    PIL resamples in two passes, horizontal then vertical, antialiased, and clips each pass
+    to [0, 255]; this does the same in torch (an axis whose size does not change is not
+    resampled). What remains is PIL's rounding to uint8 (see `resize_pad_tensor`).
+
+    Args:
+        images: [B, C, H, W] float tensor with values in [0, 1].
+        width, height: output size.
+
+    Returns:
+        [B, C, height, width] tensor in [0, 1], gradients kept; float16 and bfloat16 input is
+        resampled and returned in float32 (see `resize_pad_tensor`), other dtypes are kept.
+    """
+    if images.dtype in REDUCED_PRECISION_DTYPES:
+        images = images.float()
+    old_height, old_width = images.shape[-2:]
+    if width != old_width:
+        images = _bicubic(images, (old_height, width))
+    if height != old_height:
+        images = _bicubic(images, (height, width))
+    return images
 
 
 def _bicubic(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -58,7 +58,7 @@ class Brightness(Metric):
     def from_parts(cls, config, encoders):
         return cls(config)
 
-    def encoders(self):
+    def frozen_encoders(self):
         return {}
 
     def head_parts(self):

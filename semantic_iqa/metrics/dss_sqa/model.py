@@ -130,7 +130,7 @@ class DSSSQA(Metric):
         """The model on these encoders, with fresh (untrained) fold heads."""
         return cls(config, encoders["structure"], encoders["semantic"])
 
-    def encoders(self) -> dict[str, FrozenEncoder]:
+    def frozen_encoders(self) -> dict[str, FrozenEncoder]:
         return {"structure": self.structure, "semantic": self.semantic}
 
     def head_parts(self) -> dict[str, dict[str, torch.Tensor]]:

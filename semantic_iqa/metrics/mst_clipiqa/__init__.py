@@ -1,0 +1,43 @@
+"""MST-CLIPIQA: no-reference quality of AI-generated images, optionally anchored to their prompt.
+
+Two frozen CLIP image towers (ViT-B/32 "coarse", ViT-B/16 "fine") are fused by a learnt
+gate; variant A scores against five quality templates (1..5, higher is better), variant B
+attends to the generation prompt and regresses the training set's MOS. See
+/work/shared/reference/mst-clipiqa.md for the behaviour reproduced.
+
+- `config.py`: `MSTCLIPIQAConfig` (JSON form, reference backbones and sizes).
+- `preprocess.py`: shorter side to 224 + centre crop (PIL reference path, torch path).
+- `text.py`: CLIP's tokenizer from open_clip's vocabulary, prompt cleaning and truncation.
+- `layers.py`: the gated fusion and the two heads (the trained layers).
+- `model.py`: the `MSTCLIPIQA` metric: encoders + layers, scoring, head tensors I/O.
+- `card.py`: the model card of a weights folder.
+- `tiny.py`: random models of the real classes for tests and benchmarks.
+- `convert.py`: the authors' checkpoint -> `MSTCLIPIQA`.
+"""
+
+from .config import MSTCLIPIQAConfig
+from .convert import convert_mst_checkpoint, convert_mst_state_dict, load_mst_checkpoint
+from .model import MSTCLIPIQA, MSTCLIPIQAOutput
+from .preprocess import (
+    load_short_side_center_cropped,
+    resize_short_side_center_crop_pil,
+    resize_short_side_center_crop_tensor,
+)
+from .text import build_clip_tokenizer, tokenize_prompts, write_clip_tokenizer_files
+from .tiny import build_random_mst_clipiqa
+
+__all__ = [
+    "MSTCLIPIQA",
+    "MSTCLIPIQAConfig",
+    "MSTCLIPIQAOutput",
+    "build_clip_tokenizer",
+    "build_random_mst_clipiqa",
+    "convert_mst_checkpoint",
+    "convert_mst_state_dict",
+    "load_mst_checkpoint",
+    "load_short_side_center_cropped",
+    "resize_short_side_center_crop_pil",
+    "resize_short_side_center_crop_tensor",
+    "tokenize_prompts",
+    "write_clip_tokenizer_files",
+]

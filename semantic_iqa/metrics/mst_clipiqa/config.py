@@ -1,0 +1,160 @@
+"""MST-CLIPIQA's configuration as plain data, and its JSON form.
+
+Defaults are the reference values (/work/shared/reference/mst-clipiqa.md): CLIP ViT-B/32
+(coarse stream and text side) and ViT-B/16 (fine stream), 224 px, fusion 512 -> 128 -> 512,
+five quality templates. The Hub revisions are pinned in ONE place, `REFERENCE_BACKBONES`.
+In a weights folder's `config.json` these fields sit beside the envelope the shared
+weights I/O adds (format, metric name, file lists with their sha256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ...config import CLIP_MEAN, CLIP_STD, BackboneSpec
+from ...errors import InvalidOptionError, WeightsFormatError
+
+# "A": no prompt, score = expected quality level in [1, 5] from five text templates.
+# "B": prompt-anchored, cross-attention to the generation prompt, unbounded regression output.
+VARIANTS = ("A", "B")
+QUALITY_TEMPLATE = "a photo with {} quality"
+QUALITY_WORDS = ("bad", "poor", "fair", "good", "perfect")  # level 1 .. 5, in this order
+
+# The reference backbones, pinned to the repos' own commits (the `main` snapshots widely
+# used; loaded from safetensors where the commit has them, else `pytorch_model.bin` through
+# transformers' `weights_only=True` loader, see `semantic_iqa.backbones`).
+_PATCH32 = ("openai/clip-vit-base-patch32", "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268")
+_PATCH16 = ("openai/clip-vit-base-patch16", "57c216476eefef5ab752ec549e440a49ae4ae5f3")
+REFERENCE_BACKBONES = {
+    "coarse": BackboneSpec("transformers", "clip-vit-base-patch32", repo_id=_PATCH32[0], revision=_PATCH32[1]),
+    "fine": BackboneSpec("transformers", "clip-vit-base-patch16", repo_id=_PATCH16[0], revision=_PATCH16[1]),
+    "text": BackboneSpec("transformers", "clip-vit-base-patch32", repo_id=_PATCH32[0], revision=_PATCH32[1]),
+}
+
+# Sizes of the reference towers (the `vision_config` / `text_config` of the Hub repos), to
+# build them without a download: random weights, or weights from the authors' checkpoints.
+_VIT_B = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "image_size": 224,
+    "projection_dim": 512,
+    "hidden_act": "quick_gelu",
+    "layer_norm_eps": 1e-5,
+}
+REFERENCE_COARSE_CONFIG: dict[str, Any] = {**_VIT_B, "patch_size": 32}
+REFERENCE_FINE_CONFIG: dict[str, Any] = {**_VIT_B, "patch_size": 16}
+REFERENCE_TEXT_CONFIG: dict[str, Any] = {
+    "vocab_size": 49408,
+    "hidden_size": 512,
+    "intermediate_size": 2048,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 8,
+    "max_position_embeddings": 77,
+    "projection_dim": 512,
+    "hidden_act": "quick_gelu",
+    "layer_norm_eps": 1e-5,
+    # The Hub repos' values: eos_token_id 2 selects transformers' legacy pooling (argmax of the
+    # ids = CLIP's end token 49407, the highest id), which is what the checkpoints were trained with.
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "pad_token_id": 1,
+}
+
+
+@dataclass(frozen=True)
+class MSTCLIPIQAConfig:
+    """Everything needed to rebuild an MST-CLIPIQA model, except tensors.
+
+    `text` is the text tower the head's text side comes from: variant B runs it on every
+    prompt; variant A ran it once, to compute the stored template features, and records it
+    for provenance (a loaded variant-A model needs no text model).
+    """
+
+    variant: str = "A"
+    coarse: BackboneSpec = REFERENCE_BACKBONES["coarse"]
+    fine: BackboneSpec = REFERENCE_BACKBONES["fine"]
+    text: BackboneSpec = REFERENCE_BACKBONES["text"]
+    image_size: int = 224
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    embed_dim: int = 512  # feature width of both streams, of the fused feature and of the text side
+    hidden_dim: int = 128  # width of the fusion gate's bottleneck (W_h)
+    quality_template: str = QUALITY_TEMPLATE
+    quality_words: tuple[str, ...] = QUALITY_WORDS
+    max_prompt_tokens: int = 77
+    num_heads: int = 8  # heads of variant B's cross-attention
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_variant(self.variant)
+        if self.embed_dim % self.num_heads:
+            raise InvalidOptionError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """The quality prompts, level 1 first: "a photo with bad quality", ..."""
+        return tuple(self.quality_template.format(word) for word in self.quality_words)
+
+    def backbone_specs(self) -> dict[str, BackboneSpec]:
+        """The encoders a loaded model needs, by role: both image streams, and the text tower for B.
+
+        Variant A's text side is the stored template features, so it needs no text model.
+        """
+        specs = {"coarse": self.coarse, "fine": self.fine}
+        if self.variant == "B":
+            specs["text"] = self.text
+        return specs
+
+    def with_backbones(self, **specs: BackboneSpec) -> MSTCLIPIQAConfig:
+        """A copy with some backbones' specs replaced (by role)."""
+        return replace(self, **specs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every setting (tuples as lists)."""
+        body = asdict(self)
+        for name, value in body.items():
+            if isinstance(value, tuple):
+                body[name] = list(value)
+        return body
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> MSTCLIPIQAConfig:
+        """Parse `to_dict` output; `WeightsFormatError` for unknown or missing fields."""
+        if not isinstance(raw, dict):
+            raise WeightsFormatError(f"config must be an object, got {type(raw).__name__}")
+        body = dict(raw)
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(body) - names)
+        if unknown:
+            raise WeightsFormatError(f"config has unknown {cls.__name__} entries: {', '.join(unknown)}")
+        # Every field is written by to_dict; one missing means the file was edited or truncated.
+        missing = sorted(names - set(body))
+        if missing:
+            raise WeightsFormatError(f"config lacks the {cls.__name__} entries: {', '.join(missing)}")
+        try:
+            for role in ("coarse", "fine", "text"):
+                spec = body[role]
+                if not isinstance(spec, dict):
+                    raise WeightsFormatError(f"config entry {role!r} must be a backbone object, got {spec!r}")
+                body[role] = BackboneSpec(**spec)
+            for name in ("mean", "std", "quality_words"):
+                body[name] = tuple(body[name])
+            return cls(**body)
+        except TypeError as exc:  # unknown or missing BackboneSpec fields
+            raise WeightsFormatError(f"config: {exc}") from None
+        except InvalidOptionError as exc:  # bad variant or head count
+            raise WeightsFormatError(f"config: {exc}") from None
+
+    def with_variant(self, variant: str) -> MSTCLIPIQAConfig:
+        """A copy for the other variant (checked)."""
+        return replace(self, variant=check_variant(variant))
+
+
+def check_variant(variant: str) -> str:
+    """Return `variant` if it is "A" or "B", else raise `InvalidOptionError`."""
+    if variant not in VARIANTS:
+        raise InvalidOptionError(f"unknown MST-CLIPIQA variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return variant
