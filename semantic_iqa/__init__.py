@@ -23,7 +23,7 @@ from .errors import (
     WeightsIntegrityError,
     WeightsNotFoundError,
 )
-from .integrations.loss import DSSSQALoss
+from .integrations.loss import DSSSQALoss, NoReferenceQualityLoss
 from .metric import Metric
 from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
 from .metrics.dss_sqa.reference_cache import ReferenceCache
@@ -43,6 +43,7 @@ __all__ = [
     "Metric",
     "MetricInfo",
     "NoPublishedWeightsError",
+    "NoReferenceQualityLoss",
     "PairScore",
     "ReferenceCache",
     "SemanticIQAError",

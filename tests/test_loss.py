@@ -1,13 +1,18 @@
-"""DSSSQALoss: gradients flow into the distorted image only, gradcheck, and optimisation works."""
+"""DSSSQALoss and NoReferenceQualityLoss: values by hand, gradients flow into the images only,
+gradcheck, and optimisation works."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 
-from semantic_iqa.errors import InvalidOptionError
-from semantic_iqa.integrations.loss import DSSSQALoss
+from semantic_iqa import create_metric
+from semantic_iqa.errors import InvalidInputError, InvalidOptionError
+from semantic_iqa.integrations.loss import DSSSQALoss, NoReferenceQualityLoss
 from semantic_iqa.metrics.dss_sqa.tiny import build_random_model
+from semantic_iqa.metrics.mst_clipiqa import build_random_mst_clipiqa
 
 
 @pytest.fixture
@@ -113,3 +118,98 @@ def test_reference_cache_in_the_loss_gives_identical_values(tiny_dir, pair):
 def test_bad_reduction(tiny_dir):
     with pytest.raises(InvalidOptionError, match="unknown reduction"):
         DSSSQALoss(tiny_dir, reduction="median")
+
+
+# -- NoReferenceQualityLoss (MST-CLIPIQA) ------------------------------------------------------
+PROMPTS = ["a red car on a street", "a cat asleep on a sofa", "mountains at dawn"]
+
+
+@pytest.fixture(scope="module")
+def mst_a_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random MST-CLIPIQA variant A (quality in [1, 5]) weights folder."""
+    return build_random_mst_clipiqa("A", "tiny", seed=0).save_pretrained(tmp_path_factory.mktemp("mst") / "a")
+
+
+@pytest.fixture(scope="module")
+def mst_b_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random MST-CLIPIQA variant B (image + prompt, unbounded) weights folder."""
+    return build_random_mst_clipiqa("B", "tiny", seed=0).save_pretrained(tmp_path_factory.mktemp("mst") / "b")
+
+
+@pytest.fixture(scope="module")
+def nr_images() -> torch.Tensor:
+    """Three 40x56 images of different content: noise, dark noise, a horizontal gradient."""
+    generator = torch.Generator().manual_seed(4)
+    images = torch.rand(3, 3, 40, 56, generator=generator)
+    images[1] = images[1] * 0.2
+    images[2] = torch.linspace(0, 1, 56).expand(3, 40, 56)
+    return images
+
+
+def test_no_reference_loss_is_five_minus_the_score(mst_a_dir, nr_images):
+    loss_fn = NoReferenceQualityLoss("mst_clipiqa", mst_a_dir, reduction="none")
+    with torch.no_grad():
+        scores = create_metric("mst_clipiqa", mst_a_dir, device="cpu")(nr_images).score
+        expected = 5.0 - scores  # best score 5 -> loss 0
+        torch.testing.assert_close(loss_fn(nr_images), expected, rtol=0, atol=1e-5)
+        mean_loss = NoReferenceQualityLoss("mst_clipiqa", model=loss_fn.model)(nr_images)
+        torch.testing.assert_close(mean_loss, expected.mean(), rtol=0, atol=1e-5)
+        sum_loss = NoReferenceQualityLoss("mst_clipiqa", model=loss_fn.model, reduction="sum")(nr_images)
+        torch.testing.assert_close(sum_loss, expected.sum(), rtol=0, atol=1e-5)
+    # Not trivially zero (a perfect score), and different per image: measured 1.69, 2.30, 3.03.
+    assert (expected > 0.5).all() and float(expected.max() - expected.min()) > 0.2, expected
+
+
+def test_prompt_variant_loss_is_minus_the_score(mst_b_dir, nr_images):
+    loss_fn = NoReferenceQualityLoss("mst_clipiqa_prompt", mst_b_dir, reduction="none")
+    with torch.no_grad():
+        scores = create_metric("mst_clipiqa_prompt", mst_b_dir, device="cpu")(nr_images, PROMPTS).score
+        torch.testing.assert_close(loss_fn(nr_images, PROMPTS), -scores, rtol=0, atol=1e-5)
+    assert (scores.abs() > 0.1).all(), scores  # not trivially zero: measured -1.2, -6.5, -4.2
+    with pytest.raises(InvalidInputError, match="needs the generation prompt"):
+        loss_fn(nr_images)
+
+
+def test_no_reference_loss_gradients_reach_the_images_only(mst_a_dir, nr_images):
+    loss_fn = NoReferenceQualityLoss("mst_clipiqa", mst_a_dir)
+    images = nr_images.clone().requires_grad_(True)
+    loss_fn(images).backward()
+    assert images.grad is not None and torch.isfinite(images.grad).all() and images.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in loss_fn.model.parameters())
+
+
+def test_no_reference_loss_model_stays_in_eval_mode_and_out_of_the_state_dict(mst_a_dir):
+    loss_fn = NoReferenceQualityLoss("mst_clipiqa", mst_a_dir)
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))
+    network.loss = loss_fn
+    network.train()
+    assert not loss_fn.model.training and not loss_fn.model.fusion.training
+    assert set(network.state_dict()) == {"0.weight", "0.bias"}
+
+
+def test_adam_steps_on_an_image_lower_the_no_reference_loss(mst_a_dir):
+    loss_fn = NoReferenceQualityLoss("mst_clipiqa", mst_a_dir)
+    generator = torch.Generator().manual_seed(5)
+    start = (0.3 + 0.4 * torch.rand(1, 3, 32, 32, generator=generator)).clamp(0.01, 0.99)
+    logits = torch.logit(start).requires_grad_(True)  # optimise in logit space so the image stays in [0, 1]
+    optimiser = torch.optim.Adam([logits], lr=0.05)
+    values = []
+    for _ in range(8):
+        optimiser.zero_grad()
+        loss = loss_fn(torch.sigmoid(logits))
+        loss.backward()
+        optimiser.step()
+        values.append(loss.item())
+    assert values[-1] < values[0] - 0.05, values  # measured 0.94 -> 0.10
+
+
+def test_no_reference_loss_refuses_what_does_not_fit(mst_a_dir, tiny_dir, nr_images):
+    loss_fn = NoReferenceQualityLoss("mst_clipiqa", mst_a_dir)
+    with pytest.raises(InvalidInputError, match="takes no prompts"):
+        loss_fn(nr_images, PROMPTS)
+    with pytest.raises(InvalidOptionError, match="unknown reduction"):
+        NoReferenceQualityLoss("mst_clipiqa", model=loss_fn.model, reduction="median")
+    with pytest.raises(InvalidOptionError, match="full-reference"):
+        NoReferenceQualityLoss("dss_sqa", tiny_dir)
+    with pytest.raises(InvalidOptionError, match="variant='A'"):
+        NoReferenceQualityLoss("mst_clipiqa_prompt", model=loss_fn.model)

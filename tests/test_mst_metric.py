@@ -83,3 +83,114 @@ def test_module_call_keeps_gradients_on_any_size(folders):
     images = torch.rand(2, 3, 150, 260, requires_grad=True)
     metric(images).score.sum().backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def run_cli(*argv: str) -> int:
+    from semantic_iqa.cli import main
+
+    return main(list(argv))
+
+
+def test_convert_command_writes_a_folder_that_scores_as_the_checkpoint(tmp_path, images, capsys):
+    from mst_reference import authors_checkpoint
+    from test_mst_convert import TINY_SIZES
+
+    from semantic_iqa.metrics.mst_clipiqa.convert import convert_mst_state_dict
+
+    state, _ = authors_checkpoint("B", seed=5)
+    checkpoint = tmp_path / "best_model_variant_B.pth"
+    torch.save({"model_state_dict": state}, checkpoint)
+    # The tiny towers' sizes come from a folder holding encoders of those sizes.
+    sizes = convert_mst_state_dict(state, "B", **TINY_SIZES).save_pretrained(tmp_path / "sizes")
+    out = tmp_path / "converted"
+    assert (
+        run_cli(
+            "convert-mst-clipiqa",
+            str(checkpoint),
+            "--variant",
+            "B",
+            "--out",
+            str(out),
+            "--architecture-from",
+            str(sizes),
+        )
+        == 0
+    )
+    expected = convert_mst_state_dict(state, "B", **TINY_SIZES).predict(images, [PROMPTS[0]] * 3).score
+    metric = semantic_iqa.create_metric("mst_clipiqa_prompt", weights=out, device="cpu")
+    torch.testing.assert_close(metric.predict(images, [PROMPTS[0]] * 3).score, expected, rtol=0, atol=1e-5)
+    assert json.loads((out / "config.json").read_text())["provenance"]["converted_from"] == str(checkpoint)
+
+
+def test_score_and_score_dir_commands_for_no_reference_metrics(folders, images, tmp_path, capsys):
+    assert run_cli("score", "--metric", "mst_clipiqa", *map(str, images[:2]), "--weights", str(folders["A"])) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    expected = semantic_iqa.create_metric("mst_clipiqa", weights=folders["A"], device="cpu").predict(images[:2]).score
+    assert [float(line.split("\t")[0]) for line in lines] == pytest.approx(expected.tolist(), abs=1e-4)
+
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text(
+        "image_name,prompt\n" + "".join(f'{p.name},"{PROMPTS[i % 2]}, at night"\n' for i, p in enumerate(images))
+    )
+    out = tmp_path / "scores.csv"
+    folder = images[0].parent
+    assert (
+        run_cli(
+            "score-dir",
+            str(folder),
+            "--metric",
+            "mst_clipiqa_prompt",
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(out),
+            "--weights",
+            str(folders["B"]),
+            "--workers",
+            "0",
+        )
+        == 0
+    )
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    metric = semantic_iqa.create_metric("mst_clipiqa_prompt", weights=folders["B"], device="cpu")
+    expected = metric.predict(images, [f"{PROMPTS[i % 2]}, at night" for i in range(3)]).score
+    assert [r["name"] for r in rows] == [p.name for p in images]
+    assert [float(r["score"]) for r in rows] == pytest.approx(expected.tolist(), abs=1e-5)
+
+    # Wrong combinations are one-line errors.
+    assert (
+        run_cli("score", "--metric", "mst_clipiqa", str(images[0]), "--gate", "soft", "--weights", str(folders["A"]))
+        == 2
+    )
+    assert run_cli("score", "--metric", "dss_sqa", str(images[0]), "--weights", str(folders["A"])) == 2
+    assert (
+        run_cli(
+            "score-dir",
+            str(folder),
+            "--metric",
+            "mst_clipiqa_prompt",
+            "--out",
+            str(out) + "2",
+            "--weights",
+            str(folders["B"]),
+        )
+        == 2
+    )
+    errors = capsys.readouterr().err
+    assert "--gate is a dss_sqa option" in errors and "give REF DIST" in errors and "--prompts prompts.csv" in errors
+
+
+def test_make_tiny_command_for_each_metric(tmp_path):
+    for metric, variant in (("mst_clipiqa", "A"), ("mst_clipiqa_prompt", "B")):
+        assert run_cli("make-tiny", str(tmp_path / metric), "--metric", metric) == 0
+        config = json.loads((tmp_path / metric / "config.json").read_text())
+        assert (config["metric"], config["variant"]) == ("mst_clipiqa", variant)
+
+
+def test_each_variant_reports_its_own_registry_entry(folders):
+    a = semantic_iqa.create_metric("mst_clipiqa", weights=folders["A"], device="cpu")
+    b = semantic_iqa.create_metric("mst_clipiqa_prompt", weights=folders["B"], device="cpu")
+    assert (a.info.name, a.info.score_range) == ("mst_clipiqa", (1.0, 5.0))
+    assert (b.info.name, b.info.score_range) == ("mst_clipiqa_prompt", (None, None))

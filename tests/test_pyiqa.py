@@ -1,18 +1,27 @@
-"""pyiqa: `create_metric('dss_sqa')` after `import semantic_iqa`, distorted first, same numbers."""
+"""pyiqa: `create_metric('dss_sqa')` (distorted first) and `create_metric('mst_clipiqa')` (no reference)
+after `import semantic_iqa`, with the same numbers as `semantic_iqa.create_metric`."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_python
+from conftest import hand_made_hub_cache, offline_env, run_python
 
 import semantic_iqa
-from semantic_iqa.integrations.pyiqa import ARCH_NAME, register
+from semantic_iqa.integrations.pyiqa import ARCH_NAMES, DSS_ARCH_NAME, NR_ARCH_NAME, register
+from semantic_iqa.metrics.mst_clipiqa import build_random_mst_clipiqa
 
 pyiqa = pytest.importorskip("pyiqa")
+
+
+@pytest.fixture(scope="module")
+def mst_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random MST-CLIPIQA variant-A weights folder (its scores spread over about 1-5)."""
+    return build_random_mst_clipiqa("A", "tiny", seed=0).save_pretrained(tmp_path_factory.mktemp("mst") / "tiny-a")
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +34,66 @@ def images():
 
 def test_listed_with_its_properties():
     assert "dss_sqa" in pyiqa.list_models() and "dss_sqa_soft" in pyiqa.list_models(metric_mode="FR")
-    config = pyiqa.default_model_configs.DEFAULT_CONFIGS["dss_sqa"]
-    assert (config["metric_mode"], config["lower_better"], config["score_range"]) == ("FR", False, "0, 5")
+    assert "mst_clipiqa" in pyiqa.list_models(metric_mode="NR")
+    configs = pyiqa.default_model_configs.DEFAULT_CONFIGS
+    described = {
+        name: (configs[name]["metric_mode"], configs[name]["lower_better"], configs[name]["score_range"])
+        for name in ("dss_sqa", "dss_sqa_soft", "mst_clipiqa")
+    }
+    assert described["dss_sqa"] == described["dss_sqa_soft"] == ("FR", False, "0, 5")
+    assert described["mst_clipiqa"] == ("NR", False, "1, 5")
+    # The prompt-anchored variant needs a second input pyiqa's NR call cannot carry.
+    assert "mst_clipiqa_prompt" not in configs
+
+
+def test_arch_names_are_not_pyiqa_builtins():
+    """pyiqa's registry is keyed by class name: a clash would silently replace a built-in arch."""
+    archs = Path(pyiqa.__file__).parent / "archs"
+    builtin_sources = "\n".join(path.read_text(encoding="utf-8") for path in archs.glob("*.py"))
+    for name in ARCH_NAMES:
+        assert f"class {name}" not in builtin_sources and f"'{name}'" not in builtin_sources, name
+    configs = pyiqa.default_model_configs.DEFAULT_CONFIGS
+    ours = {name for name, config in configs.items() if config["metric_opts"]["type"] in ARCH_NAMES}
+    assert ours == {"dss_sqa", "dss_sqa_soft", "mst_clipiqa"}
+
+
+def test_no_reference_in_pyiqa_equals_create_metric_at_several_sizes(mst_dir):
+    metric = pyiqa.create_metric("mst_clipiqa", weights=str(mst_dir), device="cpu")
+    assert (metric.metric_mode, metric.lower_better, metric.score_range) == ("NR", False, "1, 5")
+    ours = semantic_iqa.create_metric("mst_clipiqa", weights=mst_dir, device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    for height, width in ((40, 56), (75, 31), (224, 224)):
+        images = torch.rand(3, 3, height, width, generator=generator)
+        images[1] = images[1] * 0.2  # a dark image
+        images[2] = torch.linspace(0, 1, width).expand(3, height, width)  # a gradient
+        theirs = metric(images)
+        with torch.no_grad():
+            expected = ours(images).score
+        assert theirs.shape == (3,)
+        torch.testing.assert_close(theirs, expected, rtol=0, atol=1e-5)
+        # Different images must get clearly different scores, or equality above proves nothing
+        # (measured spreads 0.44, 1.20 and 1.15).
+        assert float(theirs.max() - theirs.min()) > 0.3, theirs
+
+
+def test_no_reference_grayscale_equals_its_rgb_copy(mst_dir):
+    metric = pyiqa.create_metric("mst_clipiqa", weights=str(mst_dir), device="cpu")
+    gray = torch.rand(2, 1, 30, 44, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(metric(gray), metric(gray.expand(-1, 3, -1, -1)), rtol=0, atol=1e-6)
+
+
+def test_dss_sqa_in_pyiqa_equals_create_metric_at_several_sizes(tiny_dir):
+    metric = pyiqa.create_metric("dss_sqa", weights=str(tiny_dir), device="cpu")
+    ours = semantic_iqa.create_metric("dss_sqa", weights=tiny_dir, device="cpu")
+    generator = torch.Generator().manual_seed(2)
+    for height, width in ((48, 64), (81, 37)):
+        ref = torch.rand(3, 3, height, width, generator=generator)
+        dist = (ref * torch.tensor([0.9, 0.5, 0.1]).view(3, 1, 1, 1) + 0.05).clamp(0, 1)
+        theirs = metric(dist, ref)
+        with torch.no_grad():
+            expected = ours(ref, dist).score
+        torch.testing.assert_close(theirs, expected, rtol=0, atol=1e-5)
+        assert float(theirs.max() - theirs.min()) > 0.3, theirs
 
 
 def test_distorted_first_in_pyiqa_equals_reference_first_here(tiny_dir, images):
@@ -55,8 +122,10 @@ def test_registration_is_idempotent_and_keeps_builtins():
     register()
     register()
     assert pyiqa.default_model_configs.DEFAULT_CONFIGS == before
-    assert pyiqa.utils.registry.ARCH_REGISTRY.get(ARCH_NAME).__name__ == "SemanticIQADSSSQA"
-    assert "lpips" in before and before["lpips"]["metric_opts"]["type"] != ARCH_NAME
+    registry = pyiqa.utils.registry.ARCH_REGISTRY
+    assert registry.get(DSS_ARCH_NAME).__name__ == "SemanticIQADSSSQA"
+    assert registry.get(NR_ARCH_NAME).__name__ == "SemanticIQANoReference"
+    assert "lpips" in before and before["lpips"]["metric_opts"]["type"] not in ARCH_NAMES
 
 
 def test_entry_point_is_declared():
@@ -73,6 +142,25 @@ def test_fresh_process_import_semantic_iqa_then_create_metric(tiny_dir, tmp_path
     result = run_python(code, {**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr
     assert "OK torch.Size([1])" in result.stdout
+
+
+def test_fresh_process_no_reference_from_the_hub_cache_with_weights_and_revision(mst_dir, tmp_path):
+    """weights= and revision= reach the model: a Hub id at revision "main" loads offline, another revision fails."""
+    cache = tmp_path / "hub"
+    hand_made_hub_cache(cache, "org/mst-tiny", mst_dir)
+    code = (
+        "import torch, semantic_iqa, pyiqa; "
+        "m = pyiqa.create_metric('mst_clipiqa', weights='org/mst-tiny', revision='main', device='cpu'); "
+        "print('OK', m(torch.rand(2, 3, 32, 48)).shape)\n"
+        "try:\n"
+        "    pyiqa.create_metric('mst_clipiqa', weights='org/mst-tiny', revision='v9', device='cpu')\n"
+        "except semantic_iqa.WeightsError as exc:\n"
+        "    print('REFUSED', type(exc).__name__)"
+    )
+    result = run_python(code, offline_env(cache))
+    assert result.returncode == 0, result.stderr
+    assert "OK torch.Size([2])" in result.stdout
+    assert "REFUSED" in result.stdout, result.stdout
 
 
 def test_core_works_without_pyiqa(tiny_dir):

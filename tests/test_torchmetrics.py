@@ -1,4 +1,5 @@
-"""The torchmetrics Metric: mean score, correlations, no weights in checkpoints, DDP sync on CPU."""
+"""The torchmetrics Metrics (DSS-SQA, and no-reference MST-CLIPIQA): mean score, correlations,
+no weights in checkpoints, DDP sync on CPU."""
 
 from __future__ import annotations
 
@@ -13,10 +14,25 @@ import torch.multiprocessing as mp
 from scipy import stats
 
 import semantic_iqa
-from semantic_iqa.errors import InvalidInputError
+from semantic_iqa.errors import InvalidInputError, InvalidOptionError
+from semantic_iqa.metrics.mst_clipiqa import build_random_mst_clipiqa
 
 pytest.importorskip("torchmetrics")
-from semantic_iqa.integrations.torchmetrics import DSSSQAMetric  # noqa: E402
+from semantic_iqa.integrations.torchmetrics import DSSSQAMetric, NoReferenceQualityMetric  # noqa: E402
+
+PROMPTS = ["a red car", "a cat on a sofa", "mountains at dawn", "a bowl of fruit"] * 2
+
+
+@pytest.fixture(scope="module")
+def mst_a_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random MST-CLIPIQA variant A (quality in [1, 5]) weights folder."""
+    return build_random_mst_clipiqa("A", "tiny", seed=0).save_pretrained(tmp_path_factory.mktemp("mst") / "a")
+
+
+@pytest.fixture(scope="module")
+def mst_b_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random MST-CLIPIQA variant B (image + prompt, unbounded) weights folder."""
+    return build_random_mst_clipiqa("B", "tiny", seed=0).save_pretrained(tmp_path_factory.mktemp("mst") / "b")
 
 
 def dataset(n: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -25,6 +41,14 @@ def dataset(n: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dist_ = (ref * torch.linspace(0.3, 1.0, n).view(n, 1, 1, 1)).clamp(0, 1)
     labels = torch.linspace(0, 5, n)
     return ref, dist_, labels
+
+
+def nr_dataset(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images of several brightnesses (so scores differ) and labels that are not the scores' order."""
+    generator = torch.Generator().manual_seed(0)
+    images = (torch.rand(n, 3, 36, 52, generator=generator) * torch.linspace(0.2, 1.0, n).view(n, 1, 1, 1)).clamp(0, 1)
+    labels = torch.tensor([3.0, 1.0, 4.0, 1.5, 5.0, 2.0, 2.5, 4.5])[:n]
+    return images, labels
 
 
 def test_mean_score_and_correlations(tiny_dir):
@@ -57,20 +81,88 @@ def test_labels_are_required_with_correlation(tiny_dir):
         DSSSQAMetric(tiny_dir, correlation=True).update(dist_, ref)
 
 
+def test_no_reference_mean_score_and_correlations(mst_a_dir):
+    images, labels = nr_dataset()
+    metric = NoReferenceQualityMetric("mst_clipiqa", mst_a_dir, correlation=True)
+    metric.update(images[:3], labels[:3])
+    metric.update(images[3:], labels[3:])
+    result = metric.compute()
+    with torch.no_grad():
+        scores = semantic_iqa.create_metric("mst_clipiqa", mst_a_dir, device="cpu")(images).score
+    assert float(scores.max() - scores.min()) > 0.3, "scores must differ for the correlations to mean anything"
+    torch.testing.assert_close(result["score"], scores.mean(), rtol=0, atol=1e-5)
+    assert result["srocc"].item() == pytest.approx(stats.spearmanr(scores, labels).statistic, abs=1e-5)
+    assert result["plcc"].item() == pytest.approx(stats.pearsonr(scores, labels).statistic, abs=1e-4)
+    assert abs(result["srocc"].item()) < 0.99, "labels in another order than the scores: not trivially 1"
+    # Which way is better and the plot bounds come from the registry entry.
+    assert metric.higher_is_better is True and metric.is_differentiable
+    assert (metric.plot_lower_bound, metric.plot_upper_bound) == (1.0, 5.0)
+
+
+def test_prompt_variant_takes_prompts_and_has_no_bounds(mst_b_dir):
+    images, _ = nr_dataset()
+    metric = NoReferenceQualityMetric("mst_clipiqa_prompt", mst_b_dir)
+    metric.update(images[:5], prompts=PROMPTS[:5])
+    metric.update(images[5:], prompts=PROMPTS[5:])
+    with torch.no_grad():
+        scores = semantic_iqa.create_metric("mst_clipiqa_prompt", mst_b_dir, device="cpu")(images, PROMPTS).score
+    assert float(scores.max() - scores.min()) > 0.3
+    torch.testing.assert_close(metric.compute(), scores.mean(), rtol=0, atol=1e-5)
+    assert metric.higher_is_better is True
+    assert metric.plot_lower_bound is None and metric.plot_upper_bound is None
+    with pytest.raises(InvalidInputError, match="needs the generation prompt"):
+        metric.update(images[:2])
+
+
+def test_no_reference_refuses_what_does_not_fit(mst_a_dir, tiny_dir):
+    images, _ = nr_dataset(2)
+    metric = NoReferenceQualityMetric("mst_clipiqa", mst_a_dir, correlation=True)
+    with pytest.raises(InvalidInputError, match="takes no prompts"):
+        metric.update(images, prompts=["a", "b"])
+    with pytest.raises(InvalidInputError, match="one label per image"):
+        metric.update(images)
+    with pytest.raises(InvalidOptionError, match="full-reference"):
+        NoReferenceQualityMetric("dss_sqa", tiny_dir)
+    # A variant-A model under the variant-B name would be read on the wrong scale.
+    with pytest.raises(InvalidOptionError, match="variant='A'"):
+        NoReferenceQualityMetric("mst_clipiqa_prompt", model=metric.model)
+    with pytest.raises(InvalidOptionError, match="not both"):
+        NoReferenceQualityMetric("mst_clipiqa", mst_a_dir, model=metric.model)
+
+
+def test_no_reference_weights_stay_out_of_state_dict_and_in_eval_mode(mst_a_dir):
+    images, _ = nr_dataset(2)
+    metric = NoReferenceQualityMetric("mst_clipiqa", mst_a_dir)
+    holder = torch.nn.Module()
+    holder.metric = metric
+    holder.train()
+    assert not metric.model.training
+    assert sum(v.numel() for v in holder.state_dict().values()) == 0
+    holder.double()  # moves (and casts) the held model with the metric
+    assert next(metric.model.parameters()).dtype == torch.float64
+    metric.update(images.double())
+    assert metric.compute().isfinite()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, weights: str, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, weights: str, out: str, metric_name: str = "dss_sqa") -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        ref, dist_, labels = dataset()
-        metric = DSSSQAMetric(weights, correlation=True)
         shard = slice(rank, None, world)  # a DistributedSampler-like split
-        metric.update(dist_[shard], ref[shard], labels[shard])
+        if metric_name == "dss_sqa":
+            ref, dist_, labels = dataset()
+            metric = DSSSQAMetric(weights, correlation=True)
+            metric.update(dist_[shard], ref[shard], labels[shard])
+        else:
+            images, labels = nr_dataset()
+            metric = NoReferenceQualityMetric(metric_name, weights, correlation=True)
+            metric.update(images[shard], labels[shard])
         result = metric.compute()
         if rank == 0:
             torch.save({k: v.clone() for k, v in result.items()}, out)
@@ -85,6 +177,18 @@ def test_ddp_two_processes_equal_one_process(tiny_dir, tmp_path: Path):
     ref, dist_, labels = dataset()
     single = DSSSQAMetric(tiny_dir, correlation=True)
     single.update(dist_, ref, labels)
+    expected = single.compute()
+    for key in ("score", "srocc", "plcc"):
+        assert synced[key].item() == pytest.approx(expected[key].item(), abs=1e-5), key
+
+
+def test_no_reference_ddp_two_processes_equal_one_process(mst_a_dir, tmp_path: Path):
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(mst_a_dir), str(out), "mst_clipiqa"), nprocs=2, join=True)
+    synced = torch.load(out)
+    images, labels = nr_dataset()
+    single = NoReferenceQualityMetric("mst_clipiqa", mst_a_dir, correlation=True)
+    single.update(images, labels)
     expected = single.compute()
     for key in ("score", "srocc", "plcc"):
         assert synced[key].item() == pytest.approx(expected[key].item(), abs=1e-5), key

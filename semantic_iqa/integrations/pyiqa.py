@@ -1,26 +1,40 @@
-"""DSS-SQA in pyiqa: `pyiqa.create_metric("dss_sqa")` after `import semantic_iqa`.
+"""This package's metrics in pyiqa: `pyiqa.create_metric("dss_sqa")` / `("mst_clipiqa")` after `import semantic_iqa`.
 
 pyiqa calls full-reference metrics as `metric(dist, ref)`, distorted FIRST, with float
-tensors in [0, 1]; this package's own calls are reference first. The arch below takes
-pyiqa's order and hands the pair to DSS-SQA the right way round. pyiqa decodes image paths
-itself, so path inputs through pyiqa use the differentiable torch preprocessing (within
-about 1e-4 of the PIL path on photos, see docs/inputs.md).
+tensors in [0, 1]; this package's own calls are reference first. The DSS-SQA arch below
+takes pyiqa's order and hands the pair to DSS-SQA the right way round. No-reference metrics
+are called `metric(images)`. pyiqa decodes image paths itself, so path inputs through pyiqa
+use the differentiable torch preprocessing (see docs/inputs.md).
+
+Registered: `dss_sqa` and `dss_sqa_soft` (DSS-SQA with the soft gate), and every
+no-reference registry entry whose only input is the image (today `mst_clipiqa`). The
+prompt-anchored `mst_clipiqa_prompt` is not: it needs the generation prompt of each image,
+a second input pyiqa's no-reference call convention has no place for. pyiqa's entries
+(`metric_mode`, `lower_better`, `score_range`) are derived from this package's registry.
 
 `create_metric` keyword arguments reach the model: `weights=` (folder or Hub repo id),
-`revision=`, `gate=`; `device=` is pyiqa's own and moves the model.
+`revision=`, and for DSS-SQA `gate=`; `device=` is pyiqa's own and moves the model.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..metrics.dss_sqa.model import DSSSQA
+from ..registry import MetricInfo, create_metric, list_metrics, metric_info
 
-ARCH_NAME = "SemanticIQADSSSQA"  # a name no pyiqa built-in uses: a clash would replace it
-METRICS = {
+# Names no pyiqa built-in uses: pyiqa's registry is keyed by class name, and a clash would
+# silently replace a built-in metric.
+DSS_ARCH_NAME = "SemanticIQADSSSQA"
+NR_ARCH_NAME = "SemanticIQANoReference"
+ARCH_NAMES = (DSS_ARCH_NAME, NR_ARCH_NAME)
+
+# pyiqa name -> the DSS-SQA gate it runs with. Both are the registry's "dss_sqa" entry.
+DSS_METRICS = {
     "dss_sqa": {"gate": "hard"},
     "dss_sqa_soft": {"gate": "soft"},  # no cliff in the score at the gate threshold
 }
@@ -39,24 +53,76 @@ class SemanticIQADSSSQA(nn.Module):
         return self.model(ref, dist, gate=self.gate).score
 
 
+class SemanticIQANoReference(nn.Module):
+    """pyiqa arch for a single-input no-reference metric of the registry (e.g. MST-CLIPIQA variant A).
+
+    Args:
+        metric: registry name (set by the pyiqa config entry, e.g. "mst_clipiqa").
+        weights: weights folder or Hub repo id (`None` = the metric's default).
+        revision: Hub revision (tag or commit) of `weights`.
+
+    `forward(images)`: images [B, C, H, W] float in [0, 1], C in {1, 3}, any size -> [B]
+    scores on the entry's scale (mst_clipiqa: [1, 5], higher = better). Gradients are kept,
+    so pyiqa's `as_loss=True` differentiates through it.
+    """
+
+    def __init__(self, metric: str, weights: str | os.PathLike | None = None, revision: str | None = None):
+        super().__init__()
+        self.metric = metric
+        # A model of its own on the CPU (not the shared cache): pyiqa moves it to its device.
+        self.model = create_metric(metric, weights, device="cpu", revision=revision)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images).score
+
+
+def is_pyiqa_no_reference(info: MetricInfo) -> bool:
+    """True for entries pyiqa's `metric(images)` call can carry: NR with the image as the only input."""
+    return info.kind == "NR" and tuple(info.inputs) == ("image",)
+
+
+def pyiqa_config(info: MetricInfo, arch: str, **arch_options: Any) -> dict[str, Any]:
+    """The pyiqa DEFAULT_CONFIGS entry of registry entry `info`, run by `arch` with `arch_options`.
+
+    `score_range` is pyiqa's "low, high" string, left out when either end is unbounded
+    (pyiqa reads a missing one as unknown).
+    """
+    config: dict[str, Any] = {
+        "metric_opts": {"type": arch, **arch_options},
+        "metric_mode": info.kind,
+        "lower_better": not info.higher_is_better,
+    }
+    low, high = info.score_range
+    if low is not None and high is not None:
+        config["score_range"] = f"{low:g}, {high:g}"
+    return config
+
+
+def pyiqa_configs() -> dict[str, dict[str, Any]]:
+    """pyiqa name -> DEFAULT_CONFIGS entry, for every metric this adapter offers."""
+    dss = metric_info("dss_sqa")
+    configs = {name: pyiqa_config(dss, DSS_ARCH_NAME, **options) for name, options in DSS_METRICS.items()}
+    for info in list_metrics():
+        if is_pyiqa_no_reference(info):
+            configs[info.name] = pyiqa_config(info, NR_ARCH_NAME, metric=info.name)
+    return configs
+
+
 def register() -> None:
-    """Add the arch to pyiqa's ARCH_REGISTRY and the metrics to its DEFAULT_CONFIGS (idempotent)."""
+    """Add the archs to pyiqa's ARCH_REGISTRY and the metrics to its DEFAULT_CONFIGS (idempotent).
+
+    Run again after `semantic_iqa.register_metric` of a plug-in NR metric to offer it too.
+    Names pyiqa already has are left alone, so a built-in is never replaced.
+    """
     from pyiqa.default_model_configs import DEFAULT_CONFIGS
     from pyiqa.utils.registry import ARCH_REGISTRY
 
-    if ARCH_NAME not in ARCH_REGISTRY._obj_map:
-        try:
-            ARCH_REGISTRY.register(SemanticIQADSSSQA, name=ARCH_NAME)
-        except TypeError:  # pyiqa before 0.1.16: register(obj) only, named after the class
-            ARCH_REGISTRY.register(SemanticIQADSSSQA)
-    for name, options in METRICS.items():
+    for arch_name, arch in ((DSS_ARCH_NAME, SemanticIQADSSSQA), (NR_ARCH_NAME, SemanticIQANoReference)):
+        if arch_name not in ARCH_REGISTRY._obj_map:
+            try:
+                ARCH_REGISTRY.register(arch, name=arch_name)
+            except TypeError:  # pyiqa before 0.1.16: register(obj) only, named after the class
+                ARCH_REGISTRY.register(arch)
+    for name, config in pyiqa_configs().items():
         # In place: pyiqa's modules share this dict object, rebinding it would change nothing.
-        DEFAULT_CONFIGS.setdefault(
-            name,
-            {
-                "metric_opts": {"type": ARCH_NAME, **options},
-                "metric_mode": "FR",
-                "lower_better": False,
-                "score_range": "0, 5",
-            },
-        )
+        DEFAULT_CONFIGS.setdefault(name, config)

@@ -1,13 +1,17 @@
-"""DSS-SQA as a torchmetrics `Metric`, for validation loops (Lightning, DDP included).
+"""This package's metrics as torchmetrics `Metric`s, for validation loops (Lightning, DDP included).
 
     metric = DSSSQAMetric(weights="...").to(device)
     metric.update(dist, ref)      # distorted first, as torchmetrics' (preds, target)
     metric.compute()              # mean score over everything seen, synced across processes
 
+    metric = NoReferenceQualityMetric("mst_clipiqa", weights="...").to(device)
+    metric.update(images)         # no reference; "mst_clipiqa_prompt" also takes prompts=[...]
+    metric.compute()
+
 The states are a sum and a count (and, with `correlation=True`, the scores and human
-labels), so results are identical however the data are split across processes. Reference
-features are cached by content by default: the same validation references every epoch cost
-their backbone passes once.
+labels), so results are identical however the data are split across processes. DSS-SQA's
+reference features are cached by content by default: the same validation references every
+epoch cost their backbone passes once.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from torchmetrics.utilities import dim_zero_cat
 
 from ..errors import InvalidInputError
 from ..inputs import as_float_batch, check_same_length, load_padded_batch
+from ..metric import Metric as SemanticIQAMetric
 from ..metrics.dss_sqa.model import DSSSQA
 from ..metrics.dss_sqa.reference_cache import ReferenceCache
+from . import load_no_reference_metric, no_reference_scores
 
 
 class DSSSQAMetric(Metric):
@@ -99,13 +105,102 @@ class DSSSQAMetric(Metric):
 
     def compute(self) -> torch.Tensor | dict[str, torch.Tensor]:
         """Mean score; with `correlation=True` a dict with "score", "srocc" and "plcc"."""
-        mean = (self.score_sum / self.count.clamp(min=1)).float()
-        if not self.correlation:
-            return mean
-        scores = dim_zero_cat(self.scores).cpu().double().numpy()
-        labels = dim_zero_cat(self.labels).cpu().double().numpy()
-        return {
-            "score": mean,
-            "srocc": torch.tensor(stats.spearmanr(scores, labels).statistic, dtype=torch.float32),
-            "plcc": torch.tensor(stats.pearsonr(scores, labels).statistic, dtype=torch.float32),
-        }
+        return _mean_and_correlations(self)
+
+
+class NoReferenceQualityMetric(Metric):
+    """Mean score of a no-reference metric of the registry, optionally with SROCC/PLCC against labels.
+
+    Args:
+        metric: registry name: "mst_clipiqa" (MST-CLIPIQA variant A, quality in [1, 5]) or
+            "mst_clipiqa_prompt" (variant B, image + its generation prompt, unbounded). Higher
+            is better for both; `higher_is_better` and `plot_lower_bound`/`plot_upper_bound`
+            are read from the registry entry (bounds `None` where the score is unbounded).
+        weights: weights folder or Hub repo id (`None` = the metric's default); or pass `model`.
+        model: an already loaded model of that entry (e.g. `create_metric("mst_clipiqa", ...)`).
+        correlation: also keep every score and its label (`update(images, labels)`) and
+            return SROCC (tie-aware Spearman) and PLCC (Pearson) from `compute`.
+        **kwargs: torchmetrics `Metric` options (`sync_on_compute`, `dist_sync_fn`, ...).
+    """
+
+    is_differentiable = True
+    full_state_update = False
+    # Per instance, from the registry entry (set in __init__); None here means "depends on `metric`".
+    higher_is_better: bool | None = None
+    plot_lower_bound: float | None = None
+    plot_upper_bound: float | None = None
+
+    def __init__(
+        self,
+        metric: str = "mst_clipiqa",
+        weights: str | os.PathLike | None = None,
+        *,
+        model: SemanticIQAMetric | None = None,
+        correlation: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        info, model = load_no_reference_metric(metric, weights, model)
+        # Held outside the module tree so the frozen weights stay out of checkpoints of the
+        # module that owns this metric; `_apply` moves them with the metric.
+        object.__setattr__(self, "_model", model)
+        self.info = info
+        # torchmetrics guards these as class constants (its __setattr__ refuses them); here they
+        # depend on which registry entry was chosen, so they are set on the instance directly.
+        low, high = info.score_range
+        object.__setattr__(self, "higher_is_better", info.higher_is_better)
+        object.__setattr__(self, "plot_lower_bound", None if low is None else float(low))
+        object.__setattr__(self, "plot_upper_bound", None if high is None else float(high))
+        self.correlation = correlation
+        self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        if correlation:
+            self.add_state("scores", [], dist_reduce_fx="cat")
+            self.add_state("labels", [], dist_reduce_fx="cat")
+
+    @property
+    def model(self) -> SemanticIQAMetric:
+        return self._model
+
+    def _apply(self, fn, *args, **kwargs):
+        self._model._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def update(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, *, prompts: list[str] | None = None
+    ) -> None:
+        """Add a batch.
+
+        Args:
+            images: [B, C, H, W] (or [C, H, W]) float in [0, 1], C in {1, 3}, any size, on the
+                metric's device.
+            labels: [B] human scores (MOS), required with `correlation=True`.
+            prompts: "mst_clipiqa_prompt": the B generation prompts, one per image (required);
+                "mst_clipiqa": None.
+        """
+        score = no_reference_scores(self.info, self._model, images, prompts)
+        self.score_sum += score.sum().to(self.score_sum.dtype)
+        self.count += score.numel()
+        if self.correlation:
+            if labels is None or torch.as_tensor(labels).numel() != score.numel():
+                raise InvalidInputError("correlation=True needs one label per image: update(images, labels)")
+            self.scores.append(score.detach().float())
+            self.labels.append(torch.as_tensor(labels, dtype=torch.float32, device=score.device).flatten())
+
+    def compute(self) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Mean score; with `correlation=True` a dict with "score", "srocc" and "plcc"."""
+        return _mean_and_correlations(self)
+
+
+def _mean_and_correlations(metric: DSSSQAMetric | NoReferenceQualityMetric) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The mean of the synced scores; with correlation, also SROCC and PLCC against the labels."""
+    mean = (metric.score_sum / metric.count.clamp(min=1)).float()
+    if not metric.correlation:
+        return mean
+    scores = dim_zero_cat(metric.scores).cpu().double().numpy()
+    labels = dim_zero_cat(metric.labels).cpu().double().numpy()
+    return {
+        "score": mean,
+        "srocc": torch.tensor(stats.spearmanr(scores, labels).statistic, dtype=torch.float32),
+        "plcc": torch.tensor(stats.pearsonr(scores, labels).statistic, dtype=torch.float32),
+    }

@@ -28,6 +28,7 @@ from ...backbones import CLIPTextEncoder, FrozenEncoder, ProjectedCLIPEncoder
 from ...errors import InvalidInputError, InvalidOptionError, WeightsFormatError
 from ...inputs import ImageLike, Images, as_float_batch
 from ...metric import Metric, image_columns
+from ...registry import MetricInfo, metric_info
 from ...preprocess import normalize
 from .card import model_card
 from .config import MSTCLIPIQAConfig
@@ -145,6 +146,11 @@ class MSTCLIPIQA(Metric):
 
     def frozen_encoders(self) -> dict[str, FrozenEncoder]:
         return dict(self.encoders)
+
+    @property
+    def info(self) -> MetricInfo:
+        """The registry entry of this variant: `mst_clipiqa` (A) or `mst_clipiqa_prompt` (B)."""
+        return metric_info("mst_clipiqa_prompt" if self.variant == "B" else "mst_clipiqa")
 
     def head_parts(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"head": {name: t.contiguous() for name, t in self.head_tensors().items()}}

@@ -1,0 +1,5 @@
+"""`python -m semantic_iqa.cli ...` runs the `semantic-iqa` command."""
+
+from . import main
+
+raise SystemExit(main())

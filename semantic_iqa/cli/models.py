@@ -1,0 +1,124 @@
+"""`semantic-iqa metrics`, `download`, `info`, `make-tiny` and `train`: the plumbing around a metric's weights.
+
+`make-tiny` and `train` hand over to the metric's own sub-package (`commands.make_tiny`,
+`commands.add_train_options` / `commands.train`), so each metric keeps its recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+from types import ModuleType
+
+from ..errors import InvalidOptionError
+from ..registry import list_metrics, metric_info
+from .parser import DEFAULT_WORKERS, non_negative_int, positive_int
+
+
+def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str, ModuleType]) -> None:
+    names = [info.name for info in list_metrics()]
+    listing = commands.add_parser("metrics", help="list the metrics: FR/NR, which way is better, score range")
+    listing.set_defaults(handler=metrics_command)
+
+    download = commands.add_parser(
+        "download", help="fetch a model (weights and Hub backbones) into the Hugging Face cache, for offline use"
+    )
+    download.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the metric's published)")
+    download.add_argument("--metric", default="dss_sqa", choices=names, help="whose default weights (dss_sqa)")
+    download.add_argument("--revision", help="branch, tag or commit of the weights repo")
+    download.add_argument("--force", action="store_true", help="download again even if cached (repairs damage)")
+    download.add_argument(
+        "--reference-backbones",
+        action="store_true",
+        help="fetch only the metric's reference backbones at their pinned revisions (what `train` builds on)",
+    )
+    download.set_defaults(handler=download_command, metric_modules=metric_modules)
+
+    info = commands.add_parser("info", help="show what of a model is cached: revisions, sizes, hashes (offline)")
+    info.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the metric's published)")
+    info.add_argument("--metric", default="dss_sqa", choices=names, help="whose default weights (dss_sqa)")
+    info.add_argument("--revision", help="branch, tag or commit of the weights repo")
+    info.set_defaults(handler=info_command)
+
+    tiny = commands.add_parser("make-tiny", help="write a tiny random weights folder (real classes) for tests")
+    tiny.add_argument("dir", help="folder to write")
+    tiny.add_argument("--metric", default="dss_sqa", choices=names, help="which metric (default dss_sqa)")
+    tiny.add_argument("--variant", choices=("A", "B"), help="mst_clipiqa: A (quality) or B (prompt-anchored)")
+    tiny.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tiny.set_defaults(handler=make_tiny_command, metric_modules=metric_modules)
+
+    train = commands.add_parser(
+        "train", help="train a metric's heads on a labelled data set from cached backbone features"
+    )
+    train.add_argument("--metric", default="dss_sqa", choices=names, help="which metric (default dss_sqa)")
+    train.add_argument("--data", required=True, help="the data set folder (its layout depends on the metric)")
+    train.add_argument("--out", required=True, help="weights folder to write (plus a training/ report)")
+    train.add_argument(
+        "--backbones-from",
+        metavar="NAME_OR_PATH",
+        help="weights folder or Hub repo whose backbones the heads are trained on (default: the metric's "
+        "reference backbones from the Hub, at pinned commits)",
+    )
+    train.add_argument("--weights", dest="backbones_from", help=argparse.SUPPRESS)  # the 0.1 name
+    train.add_argument("--epochs", type=positive_int, help="default: the metric's recipe (10 or 20)")
+    train.add_argument("--seed", type=int, help="default: the metric's recipe (3407 or 42)")
+    train.add_argument("--cache", help="feature cache folder (default: ~/.cache/semantic-iqa/features)")
+    train.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    train.add_argument("--batch-size", type=positive_int, default=16, help="images per backbone pass (extraction)")
+    train.add_argument("--workers", type=non_negative_int, default=DEFAULT_WORKERS)
+    own_options = {}
+    for package, module in metric_modules.items():
+        group = train.add_argument_group(f"{package.rpartition('.')[2]} options")
+        own_options[package] = module.add_train_options(group)
+    train.set_defaults(handler=train_command, metric_modules=metric_modules, own_options=own_options)
+
+
+def metrics_command(args: argparse.Namespace) -> int:
+    for info in list_metrics():
+        low, high = (f"{v:g}" if v is not None else bound for v, bound in zip(info.score_range, ("-inf", "inf")))
+        better = "higher" if info.higher_is_better else "lower"
+        print(f"{info.name:20s} {info.kind}  [{low}, {high}], {better} is better  {info.summary}")
+    return 0
+
+
+def download_command(args: argparse.Namespace) -> int:
+    from ..hub import prefetch, prefetch_backbones
+
+    info = metric_info(args.metric)
+    if args.reference_backbones and (args.name or args.revision):
+        raise InvalidOptionError("--reference-backbones takes no NAME or --revision")
+    if args.reference_backbones:
+        module = args.metric_modules[info.target.partition(":")[0]]
+        parts = prefetch_backbones(module.reference_backbones(info), force=args.force)
+    else:
+        parts = prefetch(args.name, args.revision, force=args.force, info=info)
+    for what, folder in parts:
+        print(f"{what}: {folder}")
+    return 0
+
+
+def info_command(args: argparse.Namespace) -> int:
+    from ..hub import describe
+
+    print("\n".join(describe(args.name, args.revision, info=metric_info(args.metric))))
+    return 0
+
+
+def make_tiny_command(args: argparse.Namespace) -> int:
+    info = metric_info(args.metric)
+    module = args.metric_modules[info.target.partition(":")[0]]
+    options = dict(info.options)
+    if args.variant is not None:
+        options["variant"] = args.variant
+    print(module.make_tiny(args.dir, seed=args.seed, **options))
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    info = metric_info(args.metric)
+    package = info.target.partition(":")[0]
+    for other, dests in args.own_options.items():
+        used = [d for d in dests if other != package and getattr(args, d) is not None]
+        if used:
+            flags = ", ".join("--" + d.replace("_", "-") for d in used)
+            raise InvalidOptionError(f"{flags}: not an option of {info.name}'s training")
+    return args.metric_modules[package].train(args, info)
