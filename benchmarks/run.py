@@ -1,6 +1,7 @@
 """DSS-SQA against SSIM, PSNR, LPIPS and DISTS on LoViF and BAPPS 2AFC, with speed, in one run.
 
     python benchmarks/run.py --lovif LOVIF_DIR --bapps BAPPS_DIR --out results/ [--weights W] [--device auto]
+        [--agiqa AGIQA_DIR --mst-weights MST_W [--agiqa-split val|all]]
 
 - LoViF (`--lovif`: a folder with Train/, Val/, Test/ splits, each Ref/ + Dist/ and, where
   labels exist, a score table): SROCC (tie-aware), PLCC (raw), PLCC after a 4-parameter
@@ -9,6 +10,10 @@
 - BAPPS (`--bapps`: the folder holding `2afc/val/<subset>/{ref,p0,p1,judge}`): the official
   2AFC score per subset (ties worth 0.5), the mean of the six subsets, the pooled mean, and
   hard accuracy; quality scores enter as distance -q. Published figures are shown beside ours.
+- AGIQA-3K (`--agiqa`: the folder holding `data.csv` and the images): MST-CLIPIQA with the
+  weights `--mst-weights` (variant from the folder), SRCC and PLCC against `mos_quality`
+  (and `mos_align` for variant B), on the reference split's held-out 20 % or all images
+  (see `benchmarks/agiqa.py`).
 - Speed: pairs/s, s/image and peak memory of every metric on the same device.
 
 Baselines come from pyiqa (its version is recorded per row). LPIPS and DISTS need pretrained
@@ -30,6 +35,7 @@ import importlib.metadata
 import json
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,12 +47,16 @@ import torch
 from PIL import Image
 
 import semantic_iqa
-from semantic_iqa.metrics.dss_sqa.data import DIST_FOLDERS, IMAGE_SUFFIXES, REF_FOLDERS, read_pairs
 from semantic_iqa.devices import describe_device, resolve_device
 from semantic_iqa.evaluation import agreement, logistic_plcc, two_afc, two_afc_hard_accuracy
 from semantic_iqa.inputs import load_padded
+from semantic_iqa.metrics.dss_sqa.data import DIST_FOLDERS, IMAGE_SUFFIXES, REF_FOLDERS, read_pairs
 from semantic_iqa.metrics.dss_sqa.reference_cache import ReferenceCache
 from semantic_iqa.timing import time_call
+
+if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import agiqa  # noqa: E402
 
 BAPPS_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")
 OVERALL = "overall (mean of subsets)"  # the unweighted mean of the six subsets
@@ -383,6 +393,8 @@ def write_report(out: Path, results: dict) -> None:
                 f"| {source} | " + " | ".join(cells) + f" | {figures.get('mean of six', figures.get('overall'))} |"
             )
         lines.append("")
+    if results.get("agiqa"):
+        lines += agiqa.report_lines(results["agiqa"])
     if results.get("speed"):
         lines += [
             "## Speed",
@@ -437,6 +449,8 @@ def plot(out: Path, results: dict) -> None:
         figure.tight_layout()
         figure.savefig(out / "bapps_2afc.png", dpi=110)
         pyplot.close(figure)
+    if results.get("agiqa"):
+        agiqa.plot(out, results["agiqa"], pyplot)
     if results.get("speed"):
         figure, axis = pyplot.subplots(figsize=(5, 3.5))
         for name in dict.fromkeys(r["metric"] for r in results["speed"]):
@@ -467,6 +481,11 @@ def main(argv: list[str] | None = None) -> dict:
         help="default: 1 2 4 8 on CPU, 1 4 16 64 256 on GPU; none to skip",
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--agiqa", type=Path, help="AGIQA-3K folder (data.csv and the images), for MST-CLIPIQA")
+    parser.add_argument("--mst-weights", help="MST-CLIPIQA weights folder or Hub repo id (none are published)")
+    parser.add_argument(
+        "--agiqa-split", choices=agiqa.SPLITS, default="val", help="val: the recipe's held-out 20 %% (default); all"
+    )
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -486,6 +505,9 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{flag}: {'not given' if folder is None else f'{folder} not found'}, skipped")
             continue
         results[flag] = runner(folder)
+    agiqa_results = agiqa.run_agiqa(args.agiqa, args.mst_weights, device, args.batch_size, args.agiqa_split)
+    if agiqa_results is not None:
+        results["agiqa"] = agiqa_results
     batches = args.speed_batch_sizes
     if batches is None:
         batches = [1, 4, 16, 64, 256] if device.type == "cuda" else [1, 2, 4, 8]

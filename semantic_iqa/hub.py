@@ -23,8 +23,8 @@ from huggingface_hub.errors import (
 from ._version import __version__
 from .config import BACKBONE_CONFIG_FILE, BACKBONE_WEIGHT_FILES, BackboneSpec
 from .errors import NoPublishedWeightsError, WeightsCacheError, WeightsError, WeightsNotFoundError
-from .registry import MetricInfo, metric_info
-from .weights import FolderContents, checked_file, read_folder, weights_source
+from .registry import MetricInfo
+from .weights import weights_source
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -112,13 +112,19 @@ def _why_not_reached() -> str:
 
 
 def snapshot_backbone(
-    spec: BackboneSpec, *, force_download: bool = False, local_files_only: bool = False, fetch_hint: str | None = None
+    spec: BackboneSpec,
+    *,
+    extra_files: tuple[str, ...] = (),
+    force_download: bool = False,
+    local_files_only: bool = False,
+    fetch_hint: str | None = None,
 ) -> Path:
-    """Local folder of a Hub backbone: its `config.json` and ONE weights file.
+    """Local folder of a Hub backbone: its `config.json`, ONE weights file, and `extra_files`.
 
     The weights file is `model.safetensors` where the revision has it, else the library's
-    next accepted name (`pytorch_model.bin` for transformers): nothing else of the repo (the
-    TensorFlow and Flax copies, the tokenizer) is downloaded.
+    next accepted name (`pytorch_model.bin` for transformers). Nothing else of the repo (the
+    TensorFlow and Flax copies, and the tokenizer unless a text encoder asks for it in
+    `extra_files`) is downloaded.
     """
     names = BACKBONE_WEIGHT_FILES.get(spec.library)
     if names is None:
@@ -126,7 +132,11 @@ def snapshot_backbone(
     options = {"force_download": force_download, "local_files_only": local_files_only, "fetch_hint": fetch_hint}
     what = f"backbone {spec.name}"
     folder = snapshot(
-        spec.repo_id, revision=spec.revision, allow_patterns=[BACKBONE_CONFIG_FILE, names[0]], what=what, **options
+        spec.repo_id,
+        revision=spec.revision,
+        allow_patterns=[BACKBONE_CONFIG_FILE, names[0], *extra_files],
+        what=what,
+        **options,
     )
     for fallback in names[1:]:
         if any((folder / name).is_file() for name in names):
@@ -148,15 +158,19 @@ def resolve_weights(
             neither on the Hub nor cached: the message says how to get weights.
         WeightsNotFoundError, WeightsCacheError: as `snapshot`.
     """
-    folder, name, revision = _source(name_or_path, revision, info)
+    folder, name, revision = locate_weights(name_or_path, revision, info)
     if folder is not None:
         return folder
-    return _fetch_weights(name, revision, info)
+    return fetch_weights(name, revision, info)
 
 
-def _source(
+def locate_weights(
     name_or_path: str | os.PathLike | None, revision: str | None, info: MetricInfo | None
 ) -> tuple[Path | None, str, str | None]:
+    """(local folder or None, name, revision) of named weights, or of `info`'s default; no network.
+
+    Raises `NoPublishedWeightsError` when nothing is named and the metric has no default.
+    """
     if name_or_path is None:
         if info is None:
             raise WeightsNotFoundError("no weights given: pass a weights folder or a Hub repo id")
@@ -167,7 +181,8 @@ def _source(
     return weights_source(name_or_path, revision)
 
 
-def _fetch_weights(name: str, revision: str | None, info: MetricInfo | None, **options) -> Path:
+def fetch_weights(name: str, revision: str | None, info: MetricInfo | None, **options) -> Path:
+    """`snapshot` of a weights repo; a missing default repo of `info` becomes `NoPublishedWeightsError`."""
     try:
         return snapshot(name, revision=revision, what="weights", **options)
     except WeightsCacheError:
@@ -215,113 +230,3 @@ def push_folder(
     except HfHubHTTPError as exc:
         raise WeightsError(f"push to {repo_id} failed: {exc}".splitlines()[0]) from None
     return commit.commit_url
-
-
-# Said by `semantic-iqa download` when the Hub cannot be reached: running download again won't help.
-_DOWNLOAD_HINT = "connect this machine to the Hub, or download on a connected machine and copy its Hugging Face cache"
-
-
-def prefetch(
-    name_or_path: str | None = None, revision: str | None = None, force: bool = False, info: MetricInfo | None = None
-) -> list[tuple[str, Path]]:
-    """Fetch everything a model needs (weights repo and Hub backbones) into the HF cache.
-
-    For air-gapped machines: run on a connected machine, copy the Hugging Face cache,
-    then load offline. Every listed file is checked against its sha256 after the download.
-
-    Returns:
-        (what, folder) for every part, local parts included.
-    """
-    folder, name, revision = _source(name_or_path, revision, info)
-    if folder is None:
-        folder = _fetch_weights(name, revision, info, force_download=force, fetch_hint=_DOWNLOAD_HINT)
-    parts = [(f"weights {name}" + (f"@{revision}" if revision else ""), folder)]
-    contents = read_folder(folder)
-    for entry in [*contents.head_files, *contents.backbone_files]:
-        checked_file(folder, entry)
-    for role, spec in backbone_specs(contents).items():
-        what = f"{role} backbone {spec.name}"
-        if spec.path is not None:
-            parts.append((what, folder / spec.path))
-        else:
-            parts.append((what, snapshot_backbone(spec, force_download=force, fetch_hint=_DOWNLOAD_HINT)))
-    return parts
-
-
-def prefetch_backbones(specs: dict[str, BackboneSpec], force: bool = False) -> list[tuple[str, Path]]:
-    """Fetch Hub backbones at their pinned revisions (e.g. the ones training builds on).
-
-    Returns:
-        (what, folder) for each backbone.
-    """
-    return [
-        (
-            f"{role} backbone {spec.repo_id}@{spec.revision}",
-            snapshot_backbone(spec, force_download=force, fetch_hint=_DOWNLOAD_HINT),
-        )
-        for role, spec in specs.items()
-    ]
-
-
-def backbone_specs(contents: FolderContents) -> dict[str, BackboneSpec]:
-    """The backbones a weights folder's settings name, by role (parsed by its metric's config)."""
-    config_class = metric_info(contents.metric).metric_class().config_class
-    return config_class.from_dict(contents.settings).backbone_specs()
-
-
-def describe(name_or_path: str | None = None, revision: str | None = None, info: MetricInfo | None = None) -> list[str]:
-    """Lines telling what of a model is available locally, without any network access."""
-    try:
-        folder, name, revision = _source(name_or_path, revision, info)
-    except NoPublishedWeightsError as exc:
-        return [str(exc)]
-    label = name + (f"@{revision}" if revision else "")
-    if folder is None:
-        folder = _cached(name, revision)
-        if folder is None:
-            if info is not None and info.default_weights and name == info.default_weights.repo_id:
-                return [f"weights {label}: not cached; " + no_published_weights_message(info)]
-            return [f"weights {label}: not cached; run `semantic-iqa download {name}` on a connected machine"]
-        lines = [f"weights {label}: cached, commit {folder.name}, {_size(folder)}, {folder}"]
-    else:
-        lines = [f"weights {label}: local folder, {_size(folder)}"]
-    contents = read_folder(folder)
-    lines[0] += f" ({contents.metric})"
-    for entry in [*contents.head_files, *contents.backbone_files]:
-        try:
-            checked_file(folder, entry)
-            status = "ok"
-        except WeightsError as exc:
-            status = "MISSING" if isinstance(exc, WeightsNotFoundError) else "DAMAGED (sha256 differs)"
-        lines.append(f"  {entry['file']}  sha256 {entry['sha256'][:16]}...  {status}")
-    for role, spec in backbone_specs(contents).items():
-        if spec.path is not None:
-            lines.append(f"{role} backbone {spec.name}: stored in {spec.path}/, {_size(folder / spec.path)}")
-            continue
-        cached = _cached_backbone(spec)
-        where = f"cached, commit {cached.name}, {_size(cached)}" if cached else "NOT cached"
-        lines.append(f"{role} backbone {spec.repo_id}@{spec.revision or 'main'}: {where}")
-    return lines
-
-
-def _cached(repo_id: str, revision: str | None) -> Path | None:
-    try:
-        return snapshot(repo_id, revision=revision, what="", local_files_only=True)
-    except WeightsNotFoundError:
-        return None
-
-
-def _cached_backbone(spec: BackboneSpec) -> Path | None:
-    try:
-        return snapshot_backbone(spec, local_files_only=True)
-    except WeightsNotFoundError:
-        return None
-
-
-def _size(folder: Path) -> str:
-    size = float(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()))
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"

@@ -88,7 +88,8 @@ def resize_bicubic_like_pil(images: torch.Tensor, width: int, height: int) -> to
 
     Args:
         images: [B, C, H, W] float tensor with values in [0, 1].
-        width, height: output size.
+        width: output width.
+        height: output height.
 
     Returns:
         [B, C, height, width] tensor in [0, 1], gradients kept; float16 and bfloat16 input is

@@ -15,9 +15,10 @@ from test_model import hand_pixels
 from semantic_iqa import DSSSQA
 from semantic_iqa.backbones import SemanticEncoder, StructureEncoder
 from semantic_iqa.cli import main
-from semantic_iqa.metrics.dss_sqa.config import REFERENCE_CONFIG
-from semantic_iqa.metrics.dss_sqa.convert import MODEL_KEYS, Effect, convert_siqav3
 from semantic_iqa.errors import ConversionError
+from semantic_iqa.metrics.dss_sqa.checkpoint_config import MODEL_KEYS, Effect
+from semantic_iqa.metrics.dss_sqa.config import REFERENCE_CONFIG
+from semantic_iqa.metrics.dss_sqa.convert import convert_siqav3
 
 # Pairs scored from image files. With the tiny CLIP, "rotated" and "resized" have cosines
 # below 0.4 (the gate vetoes them), "crop" lies in the soft band [0.4, 0.5), the others above.

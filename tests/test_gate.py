@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semantic_iqa.metrics.dss_sqa.config import GateConfig
 from semantic_iqa.errors import InvalidOptionError
+from semantic_iqa.metrics.dss_sqa.config import GateConfig
 from semantic_iqa.metrics.dss_sqa.gate import apply_gate
 
 CONFIG = GateConfig()  # low 0.4, high 0.5, hard logit 12, soft strength 6

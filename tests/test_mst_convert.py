@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import numpy as np
 import pytest
@@ -92,7 +93,7 @@ def test_load_refuses_missing_and_foreign_files(tmp_path):
     with pytest.raises(ConversionError, match="not found"):
         load_mst_checkpoint(tmp_path / "absent.pth")
     (tmp_path / "text.pth").write_text("not a checkpoint")
-    with pytest.raises(ConversionError, match="not a readable torch checkpoint"):
+    with pytest.raises(ConversionError, match="cannot read .* as a torch checkpoint"):
         load_mst_checkpoint(tmp_path / "text.pth")
     torch.save({"epoch": 3}, tmp_path / "no-state.pth")
     with pytest.raises(ConversionError, match="not an MST-CLIPIQA state_dict"):
@@ -211,20 +212,33 @@ def test_text_encoder_loads_a_whole_clip_repo_and_round_trips_with_its_tokenizer
         torch.testing.assert_close(loaded(ids, mask), features)
 
 
-def test_text_encoder_from_the_hub_fetches_the_tokenizer_files_of_the_same_revision(tmp_path, monkeypatch):
-    from semantic_iqa import hub
+def test_text_encoder_from_the_hub_fetches_the_tokenizer_files_of_the_same_revision(tmp_path):
+    """Through the real huggingface_hub client and the local Hub stand-in, in a fresh process."""
+    from conftest import run_python
+    from fake_hub import FakeHub
 
     folder = _whole_clip_repo(tmp_path / "snapshot")
-    calls = []
-
-    def fake_snapshot(repo_id, *, revision, allow_patterns=None, what, **options):
-        calls.append((repo_id, revision, tuple(allow_patterns or ())))
-        return folder
-
-    monkeypatch.setattr(hub, "snapshot", fake_snapshot)
-    monkeypatch.setattr(hub, "snapshot_backbone", lambda spec, **options: folder)
-    spec = BackboneSpec("transformers", "clip-vit-base-patch32", repo_id="openai/clip-vit-base-patch32", revision="abc")
-    encoder = CLIPTextEncoder.from_spec(spec, with_projection=False)
-    assert calls and calls[0][:2] == ("openai/clip-vit-base-patch32", "abc")
-    assert {"vocab.json", "merges.txt", "tokenizer.json"} <= set(calls[0][2])
-    assert not encoder.with_projection and encoder.tokenizer("a cat")["input_ids"] == [49406, 320, 2368, 49407]
+    commit = "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268"
+    code = (
+        "from semantic_iqa.backbones import CLIPTextEncoder; from semantic_iqa.config import BackboneSpec; "
+        "spec = BackboneSpec('transformers', 'clip', repo_id='openai/clip-vit-base-patch32', "
+        f"revision='{commit}'); "
+        "encoder = CLIPTextEncoder.from_spec(spec, with_projection=False); "
+        "print('IDS', encoder.tokenizer('a cat')['input_ids'], encoder.with_projection)"
+    )
+    with FakeHub() as hub:
+        hub.add_folder("openai/clip-vit-base-patch32", folder, commit=commit)
+        env = {
+            **os.environ,
+            "HF_HOME": str(tmp_path / "home"),
+            "HF_ENDPOINT": hub.endpoint,
+            "HF_HUB_DISABLE_XET": "1",
+        }
+        env.pop("HF_HUB_OFFLINE", None)
+        env.pop("HF_HUB_CACHE", None)
+        result = run_python(code, env)
+    assert result.returncode == 0, result.stderr
+    assert "IDS [49406, 320, 2368, 49407] False" in result.stdout
+    fetched = " ".join(hub.requests)
+    assert "/vocab.json" in fetched and "/merges.txt" in fetched and f"/resolve/{commit}/" in fetched
+    assert "tf_model.h5" not in fetched  # only what the text model and its tokenizer need

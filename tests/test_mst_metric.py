@@ -194,3 +194,37 @@ def test_each_variant_reports_its_own_registry_entry(folders):
     b = semantic_iqa.create_metric("mst_clipiqa_prompt", weights=folders["B"], device="cpu")
     assert (a.info.name, a.info.score_range) == ("mst_clipiqa", (1.0, 5.0))
     assert (b.info.name, b.info.score_range) == ("mst_clipiqa_prompt", (None, None))
+
+
+def test_train_command_for_mst_clipiqa_on_the_agiqa_layout(folders, photo, tmp_path, capsys):
+    from agiqa_synthetic import make_agiqa
+
+    data = make_agiqa(tmp_path / "AGIQA-3K", photo, count=20)
+    out = tmp_path / "trained"
+    argv = [
+        "train",
+        "--metric",
+        "mst_clipiqa_prompt",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--backbones-from",
+        str(folders["B"]),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+    ]
+    assert run_cli(*argv) == 0
+    report = json.loads((out / "training" / "report.json").read_text())
+    assert report["validation_images"] == 4 and report["train_images"] == 16  # the 80/20 split of 20
+    model = semantic_iqa.create_metric("mst_clipiqa_prompt", weights=out, device="cpu")
+    assert model.config.provenance["labels"] == "mos_align"
+    # A DSS-SQA option is refused for this metric, before any work.
+    assert run_cli(*argv[:6], str(tmp_path / "other"), "--folds", "3") == 2
+    assert "--folds: not an option of mst_clipiqa_prompt's training" in capsys.readouterr().err

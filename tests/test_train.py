@@ -15,10 +15,10 @@ from lovif_synthetic import make_lovif
 
 from semantic_iqa import DSSSQA
 from semantic_iqa.cli import main
-from semantic_iqa.metrics.dss_sqa.data import read_pairs
 from semantic_iqa.errors import DatasetError
-from semantic_iqa.metrics.dss_sqa.features import FeatureCache
 from semantic_iqa.inputs import load_padded
+from semantic_iqa.metrics.dss_sqa.data import read_pairs
+from semantic_iqa.metrics.dss_sqa.features import FeatureCache
 from semantic_iqa.metrics.dss_sqa.train import Recipe, stratified_folds, train_folds
 
 pytest.importorskip("openpyxl")

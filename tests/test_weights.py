@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from semantic_iqa import DSSSQA
 from semantic_iqa.errors import WeightsError, WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
-from semantic_iqa.metrics.dss_sqa.heads import FOLD_TENSORS
 from semantic_iqa.hub import resolve_weights
+from semantic_iqa.metrics.dss_sqa.heads import FOLD_TENSORS
 
 
 @pytest.fixture
@@ -146,7 +146,9 @@ def test_a_format_1_folder_still_loads_and_scores_the_same(weights_copy, tiny_mo
     (weights_copy / "config.json").write_text(json.dumps(legacy))
     blurred = photo.resize((64, 64)).resize(photo.size)
     expected = tiny_model.predict(photo, blurred).score
-    torch.testing.assert_close(DSSSQA.from_pretrained(weights_copy, device="cpu").predict(photo, blurred).score, expected)
+    torch.testing.assert_close(
+        DSSSQA.from_pretrained(weights_copy, device="cpu").predict(photo, blurred).score, expected
+    )
 
 
 def test_config_that_is_not_json(weights_copy):

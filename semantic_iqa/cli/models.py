@@ -74,21 +74,22 @@ def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str,
 
 def metrics_command(args: argparse.Namespace) -> int:
     for info in list_metrics():
-        low, high = (f"{v:g}" if v is not None else bound for v, bound in zip(info.score_range, ("-inf", "inf")))
+        ends = zip(info.score_range, ("-inf", "inf"), strict=True)
+        low, high = (f"{value:g}" if value is not None else unbounded for value, unbounded in ends)
         better = "higher" if info.higher_is_better else "lower"
         print(f"{info.name:20s} {info.kind}  [{low}, {high}], {better} is better  {info.summary}")
     return 0
 
 
 def download_command(args: argparse.Namespace) -> int:
-    from ..hub import prefetch, prefetch_backbones
+    from ..offline import prefetch, prefetch_backbones
 
     info = metric_info(args.metric)
     if args.reference_backbones and (args.name or args.revision):
         raise InvalidOptionError("--reference-backbones takes no NAME or --revision")
     if args.reference_backbones:
         module = args.metric_modules[info.target.partition(":")[0]]
-        parts = prefetch_backbones(module.reference_backbones(info), force=args.force)
+        parts = prefetch_backbones(module.reference_backbones(info), info, force=args.force)
     else:
         parts = prefetch(args.name, args.revision, force=args.force, info=info)
     for what, folder in parts:
@@ -97,7 +98,7 @@ def download_command(args: argparse.Namespace) -> int:
 
 
 def info_command(args: argparse.Namespace) -> int:
-    from ..hub import describe
+    from ..offline import describe
 
     print("\n".join(describe(args.name, args.revision, info=metric_info(args.metric))))
     return 0

@@ -71,11 +71,7 @@ class DSSSQAMetric(Metric):
         self.gate = gate
         self.correlation = correlation
         self.reference_cache = ReferenceCache(model, max_cached_references) if cache_references else None
-        self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        if correlation:
-            self.add_state("scores", [], dist_reduce_fx="cat")
-            self.add_state("labels", [], dist_reduce_fx="cat")
+        _add_score_states(self, correlation)
 
     @property
     def model(self) -> DSSSQA:
@@ -152,11 +148,7 @@ class NoReferenceQualityMetric(Metric):
         object.__setattr__(self, "plot_lower_bound", None if low is None else float(low))
         object.__setattr__(self, "plot_upper_bound", None if high is None else float(high))
         self.correlation = correlation
-        self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-        if correlation:
-            self.add_state("scores", [], dist_reduce_fx="cat")
-            self.add_state("labels", [], dist_reduce_fx="cat")
+        _add_score_states(self, correlation)
 
     @property
     def model(self) -> SemanticIQAMetric:
@@ -204,3 +196,12 @@ def _mean_and_correlations(metric: DSSSQAMetric | NoReferenceQualityMetric) -> t
         "srocc": torch.tensor(stats.spearmanr(scores, labels).statistic, dtype=torch.float32),
         "plcc": torch.tensor(stats.pearsonr(scores, labels).statistic, dtype=torch.float32),
     }
+
+
+def _add_score_states(metric: Metric, correlation: bool) -> None:
+    """A sum and a count (summed across processes); with `correlation`, every score and label (concatenated)."""
+    metric.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+    metric.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+    if correlation:
+        metric.add_state("scores", [], dist_reduce_fx="cat")
+        metric.add_state("labels", [], dist_reduce_fx="cat")

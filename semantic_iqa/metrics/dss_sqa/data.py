@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from ...data_checks import finite_number, unreadable_image
 from ...errors import DatasetError
 
 REF_FOLDERS = ("Ref", "ref", "reference", "Reference")
@@ -54,7 +54,7 @@ def read_pairs(data_dir: str | os.PathLike, scores_file: str | os.PathLike | Non
     ref_dir, dist_dir = _subfolder(root, REF_FOLDERS), _subfolder(root, DIST_FOLDERS)
     table = Path(scores_file) if scores_file is not None else _score_table(root)
     rows = _read_table(table)
-    if rows and _number(rows[0][2]) is None:
+    if rows and finite_number(rows[0][2]) is None:
         first = _resolve_name(str(rows[0][1]).strip(), ref_dir, dist_dir)
         if not ((ref_dir / first).is_file() or (dist_dir / first).is_file()):
             rows = rows[1:]  # a header row such as "picture_name, Score", not a pair
@@ -64,7 +64,7 @@ def read_pairs(data_dir: str | os.PathLike, scores_file: str | os.PathLike | Non
     for line, raw_name, raw_score in rows:
         name = _resolve_name(str(raw_name).strip(), ref_dir, dist_dir)
         where = f"{table.name} line {line}"
-        score = _number(raw_score)
+        score = finite_number(raw_score)
         if score is None:
             problems.append(f"{where}: score {raw_score!r} is not a number")
         elif not SCORE_RANGE[0] <= score <= SCORE_RANGE[1]:
@@ -77,7 +77,7 @@ def read_pairs(data_dir: str | os.PathLike, scores_file: str | os.PathLike | Non
             path = folder / name
             if not path.is_file():
                 problems.append(f"{where}: {name} is missing in {folder.name}/")
-            elif (reason := _unreadable(path)) is not None:
+            elif (reason := unreadable_image(path)) is not None:
                 problems.append(f"{where}: {folder.name}/{name} cannot be read ({reason})")
         names.append(name)
         scores.append(score if score is not None else math.nan)
@@ -134,20 +134,3 @@ def _resolve_name(name: str, ref_dir: Path, dist_dir: Path) -> str:
         if (dist_dir / (name + suffix)).is_file() or (ref_dir / (name + suffix)).is_file():
             return name + suffix
     return name
-
-
-def _number(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _unreadable(path: Path) -> str | None:
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return str(exc) or type(exc).__name__
-    return None

@@ -13,6 +13,10 @@ attends to the generation prompt and regresses the training set's MOS. See
 - `card.py`: the model card of a weights folder.
 - `tiny.py`: random models of the real classes for tests and benchmarks.
 - `convert.py`: the authors' checkpoint -> `MSTCLIPIQA`.
+- `data.py`: AGIQA-3K's `data.csv` (and the authors' loader CSV), every problem listed at once.
+- `features.py`, `recipe.py`, `train.py`, `training_report.py`: the reference recipe on cached
+  frozen-encoder features, the 80/20 split, the report.
+- `commands.py`: its part of the `semantic-iqa` command.
 """
 
 from .config import MSTCLIPIQAConfig

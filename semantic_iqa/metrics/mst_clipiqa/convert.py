@@ -21,8 +21,6 @@ with `torch.load(weights_only=True)`: a file that needs the full unpickler is re
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 import torch
 
 from ...backbones import CLIPTextEncoder, ProjectedCLIPEncoder, clip_keys_for_installed
+from ...checkpoints import load_checkpoint
 from ...config import BackboneSpec
 from ...errors import ConversionError
 from .config import (
@@ -58,20 +57,7 @@ def load_mst_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             tensors and plain containers, e.g. code), or no state_dict of tensors inside.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"checkpoint not found: {path}")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive: this is some other file
-            raise ConversionError(f"{path}: not a readable torch checkpoint (not a torch.save archive)") from None
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(
-            f"{path}: refused: it holds objects other than tensors, which would need the full unpickler "
-            f"(that can run code stored in the file); re-save it as a bare state_dict ({first_line})"
-        ) from None
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise ConversionError(f"{path}: not a readable torch checkpoint: {str(exc).splitlines()[0]}") from None
+    raw = load_checkpoint(path)
     return _state_dict_in(raw, str(path))
 
 
@@ -100,8 +86,9 @@ def convert_mst_state_dict(
     Args:
         state_dict: the authors' state_dict, bare or as `{"model_state_dict": ...}`.
         variant: "A" (templates) or "B" (prompt-anchored): which head the checkpoint has.
-        coarse_config, fine_config, text_config: `CLIPVisionConfig` / `CLIPTextConfig` values
-            of the towers; default: the reference ViT-B/32, ViT-B/16 and B/32 text sizes.
+        coarse_config: `CLIPVisionConfig` values of the coarse tower (default: the reference ViT-B/32).
+        fine_config: the same for the fine tower (default: the reference ViT-B/16).
+        text_config: `CLIPTextConfig` values of the text tower (default: the reference B/32 text model).
         tokenizer: CLIP tokenizer (default: CLIP's, built from open_clip's vocabulary file,
             the same vocabulary as the Hub repo's).
         source: name of the checkpoint in error messages and provenance.

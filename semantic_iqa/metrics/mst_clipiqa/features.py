@@ -19,18 +19,16 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from ...feature_cache import Entries, FeatureStore, file_key, fingerprint, text_key
+from ...feature_cache import Entries, FeatureStore, fingerprint, text_key
 from ...preprocess import normalize
 from ...scoring import Batch
 from .model import MSTCLIPIQA
-from .preprocess import load_short_side_center_cropped
 from .text import tokenize_prompts
 
 FEATURES_VERSION = 1  # bump when what is stored per key changes
@@ -120,10 +118,6 @@ class MSTFeatureCache:
         """Images plus prompts encoded by this object (0 when everything was cached)."""
         return self.images.computed + (self.prompts.computed if self.prompts is not None else 0)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
     def features(
         self,
         paths: Sequence[Path],
@@ -154,17 +148,8 @@ class MSTFeatureCache:
         self, paths: Sequence[Path], *, batch_size: int = 16, workers: int = 0, progress: bool = True
     ) -> list[str]:
         """Make sure every image file's coarse and fine embeddings are stored; return the file keys."""
-        return self.images.extract(
-            [file_key(path) for path in paths],
-            {"image": list(paths)},
-            self._encode_images,
-            image_columns=("image",),
-            transform=partial(load_short_side_center_cropped, size=self.model.config.image_size),
-            batch_size=batch_size,
-            workers=workers,
-            device=self.device,
-            progress=progress,
-            unit="image",
+        return self.images.extract_image_files(
+            paths, self._encode_images, self.model, batch_size=batch_size, workers=workers, progress=progress
         )
 
     def extract_prompts(self, prompts: Sequence[str], *, batch_size: int = 16, progress: bool = True) -> list[str]:
@@ -187,6 +172,6 @@ class MSTFeatureCache:
     def _encode_prompts(self, batch: Batch) -> Entries:
         text = self.model.encoders["text"]
         ids, mask = tokenize_prompts(text.tokenizer, batch.extras["prompt"], self.model.config.max_prompt_tokens)
-        states = text(ids.to(self.device), mask.to(self.device))
+        states = text(ids.to(self.model.device), mask.to(self.model.device))
         lengths = mask.sum(dim=1).tolist()
         return {key: {PROMPT_NAME: states[row, : lengths[row]]} for row, key in enumerate(batch.extras["key"])}

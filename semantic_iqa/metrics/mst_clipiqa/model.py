@@ -28,8 +28,8 @@ from ...backbones import CLIPTextEncoder, FrozenEncoder, ProjectedCLIPEncoder
 from ...errors import InvalidInputError, InvalidOptionError, WeightsFormatError
 from ...inputs import ImageLike, Images, as_float_batch
 from ...metric import Metric, image_columns
-from ...registry import MetricInfo, metric_info
 from ...preprocess import normalize
+from ...registry import MetricInfo, metric_info
 from .card import model_card
 from .config import MSTCLIPIQAConfig
 from .layers import GatedFeatureFusion, build_head

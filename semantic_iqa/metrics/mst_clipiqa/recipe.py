@@ -18,7 +18,8 @@ from torch import nn
 from torch.utils.data import random_split
 
 from ...errors import DatasetError
-from .model import MSTCLIPIQA, GatedFeatureFusion, build_head
+from .layers import GatedFeatureFusion, build_head
+from .model import MSTCLIPIQA
 
 
 @dataclass(frozen=True)

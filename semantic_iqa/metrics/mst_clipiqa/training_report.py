@@ -4,12 +4,39 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .data import AGIQASet
-    from .train import TrainingResult
+import numpy as np
+import torch
+
+from .data import AGIQASet
+from .model import MSTCLIPIQA
+
+
+@dataclass
+class TrainingResult:
+    """The best epoch's parts and figures on the held-out 20 %, and every epoch's."""
+
+    best_epoch: int  # 1-based
+    figures: dict[str, float]  # srocc, plcc on the validation rows (scipy; PLCC raw)
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    val_predictions: np.ndarray
+    head_state: dict[str, torch.Tensor]  # `MSTCLIPIQA.head_tensors()` names, on the CPU
+    history: list[dict[str, float]] = field(default_factory=list)
+    model: MSTCLIPIQA | None = None  # set by `train_from_folder`: the trained model
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: best epoch, validation figures, split sizes, every epoch's loss and figures."""
+        return {
+            "best_epoch": self.best_epoch,
+            "validation": self.figures,
+            "train_images": len(self.train_rows),
+            "validation_images": len(self.val_rows),
+            "history": self.history,
+        }
 
 
 def write_report(folder: Path, result: TrainingResult, data: AGIQASet, provenance: dict[str, Any]) -> None:

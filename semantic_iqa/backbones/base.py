@@ -1,0 +1,153 @@
+"""The frozen-encoder base class and what the encoder classes share: file checks, CLIP key names."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from torch import nn
+from transformers.utils import logging as transformers_logging
+
+from ..config import BACKBONE_CONFIG_FILE, BACKBONE_WEIGHT_FILES, BackboneSpec
+from ..errors import SemanticIQAError, WeightsFormatError, WeightsNotFoundError
+
+
+class FrozenEncoder(nn.Module):
+    """An encoder whose parameters never train and which stays in eval mode."""
+
+    library: str  # the library whose folder format and classes the encoder uses
+    feature_dim: int
+    hub_files: tuple[str, ...] = ()  # files a Hub snapshot needs beyond config and weights
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        # Frozen: dropout/norm layers of the backbone never switch to training behaviour.
+        return super().train(False)
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> FrozenEncoder:
+        raise NotImplementedError
+
+    @classmethod
+    def from_spec(cls, spec: BackboneSpec, weights_root: Path | None = None, **folder_options: Any) -> FrozenEncoder:
+        """Load the encoder `spec` names, from `weights_root / spec.path` or from the Hub.
+
+        `folder_options` go to `from_folder` (e.g. `with_projection` of `CLIPTextEncoder`).
+        """
+        if spec.library != cls.library:
+            raise WeightsFormatError(
+                f"backbone {spec.name!r}: {cls.__name__} loads {cls.library} models, not {spec.library!r}"
+            )
+        if spec.path is not None:
+            if weights_root is None:
+                raise WeightsFormatError(f"backbone {spec.name!r} is stored in {spec.path!r} but no folder was given")
+            folder = weights_root / spec.path
+        else:
+            from ..hub import snapshot_backbone  # only Hub-referenced backbones need it
+
+            folder = snapshot_backbone(spec, extra_files=cls.hub_files)
+        try:
+            return cls.from_folder(folder, **folder_options)
+        except SemanticIQAError:
+            raise
+        except pickle.UnpicklingError:  # torch.load(weights_only=True) met something other than tensors
+            raise WeightsFormatError(
+                f"backbone {spec.name}: refused to load {folder}: its pytorch_model.bin holds objects other than "
+                "tensors (possibly code), which the safe loader does not run; use a safetensors copy"
+            ) from None
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # damaged or foreign files
+            hint = "download it again with --force" if spec.repo_id else "export the weights folder again"
+            raise WeightsFormatError(
+                f"backbone {spec.name}: cannot load {folder}: {str(exc).splitlines()[0]}; {hint}"
+            ) from None
+
+
+def weights_file(folder: Path, library: str) -> Path:
+    """The folder's weights file (the first of the library's accepted names that exists)."""
+    names = BACKBONE_WEIGHT_FILES[library]
+    found = [folder / name for name in names if (folder / name).is_file()]
+    if not (folder / BACKBONE_CONFIG_FILE).is_file() or not found:
+        raise WeightsNotFoundError(
+            f"backbone folder {folder} needs {BACKBONE_CONFIG_FILE} and one of {', '.join(names)} ({library} format)"
+        )
+    return found[0]
+
+
+# --- CLIP towers of MST-CLIPIQA: projected image embeddings, and the text tower with its tokenizer.
+
+# A CLIP tokenizer's files (a Hub CLIP repo's, or those `save_pretrained` writes); a folder
+# needs `tokenizer.json`, or `vocab.json` + `merges.txt`, to load.
+CLIP_TOKENIZER_FILES = (
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+CLIP_CONTEXT_LENGTH = 77  # positions of CLIP's text model, start and end tokens included
+# Module levels that transformers 4 had in every CLIP tower and that transformers 5 dropped
+# from `CLIPVisionModel` / `CLIPTextModel` (the *WithProjection classes keep theirs).
+CLIP_TOWER_LEVELS = ("vision_model.", "text_model.")
+
+
+def clip_keys_for_installed(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A CLIP tower's tensors renamed to the key names `model` has under the installed transformers.
+
+    Checkpoints written by transformers 4 name every tower's tensors under `vision_model.` /
+    `text_model.`; transformers 5 dropped that level from `CLIPVisionModel` and
+    `CLIPTextModel` (its own loader renames on load, `load_state_dict` does not). Keys are
+    moved into or out of that level where that is what `model` expects, so checkpoints of
+    either era load into either. The `embeddings.position_ids` buffer that older versions
+    saved is dropped where the model no longer has it (it is recomputed, not learnt).
+    Unknown keys are kept, so a strict `load_state_dict` still reports them.
+    """
+    wanted = set(model.state_dict())
+    renamed = {}
+    for key, value in tensors.items():
+        if key not in wanted:
+            for level in CLIP_TOWER_LEVELS:
+                if key.startswith(level) and key[len(level) :] in wanted:
+                    key = key[len(level) :]
+                    break
+                if level + key in wanted:
+                    key = level + key
+                    break
+            else:
+                if key.endswith("embeddings.position_ids"):
+                    continue  # a buffer recomputed by the model, not a weight
+        renamed[key] = value
+    return renamed
+
+
+def load_transformers_checked(model_class: type, folder: Path, tower: str) -> Any:
+    """`model_class.from_pretrained(folder)` with the safe loader, refusing missing or mis-sized tensors.
+
+    The folder may hold `save_pretrained` output or a whole-CLIP Hub snapshot (`CLIPConfig`,
+    both towers in one file): the other tower's tensors are skipped silently.
+    """
+    weights = weights_file(folder, "transformers")
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # the other tower's skipped tensors are expected
+    try:
+        model, loading = model_class.from_pretrained(
+            str(folder),
+            use_safetensors=weights.suffix == ".safetensors",
+            weights_only=True,
+            output_loading_info=True,
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    # transformers would leave missing tensors randomly initialised: never score with those.
+    absent = sorted(loading.get("missing_keys", [])) + sorted(str(k) for k in loading.get("mismatched_keys", []))
+    if absent:
+        raise WeightsFormatError(
+            f"backbone folder {folder}: {weights.name} lacks or mis-sizes {len(absent)} {tower} tensor(s) "
+            f"(first: {absent[0]}); it is not a CLIP {tower} model of the size its config.json gives"
+        )
+    return model
