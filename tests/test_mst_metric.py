@@ -228,3 +228,20 @@ def test_train_command_for_mst_clipiqa_on_the_agiqa_layout(folders, photo, tmp_p
     # A DSS-SQA option is refused for this metric, before any work.
     assert run_cli(*argv[:6], str(tmp_path / "other"), "--folds", "3") == 2
     assert "--folds: not an option of mst_clipiqa_prompt's training" in capsys.readouterr().err
+
+
+def test_bf16_towers_score_close_to_float32(folders, images):
+    """bf16 towers with float32 layers (as DSS-SQA's precision option) run, and really run in bf16.
+
+    The tiny towers' 10x initialisation amplifies bf16 rounding (up to 0.35 here), so this is a
+    plumbing check (dtypes, no crash, scores move but stay within the images' spread), not an
+    accuracy figure: that belongs to the full-size benchmark.
+    """
+    for name, variant in (("mst_clipiqa", "A"), ("mst_clipiqa_prompt", "B")):
+        prompts = None if variant == "A" else [PROMPTS[0]] * len(images)
+        full = semantic_iqa.create_metric(name, weights=folders[variant], device="cpu").predict(images, prompts).score
+        half = semantic_iqa.create_metric(name, weights=folders[variant], device="cpu", precision="bf16")
+        assert half.precision == "bf16" and half.fusion.W_h.weight.dtype == torch.float32
+        scores = half.predict(images, prompts).score
+        spread = float(full.max() - full.min())
+        assert 0 < float((scores - full).abs().max()) < spread, (scores, full)

@@ -223,7 +223,12 @@ class MSTCLIPIQA(Metric):
         self._check_pixels(pixels)
         self._check_prompts(prompts, pixels.shape[0])
         normalised = normalize(pixels, self.pixel_mean.to(pixels.dtype), self.pixel_std.to(pixels.dtype))
-        fused, gate = self.fusion(self.encoders["coarse"](normalised), self.encoders["fine"](normalised))
+        # The frozen towers may run in bf16 (`set_precision`); the trained layers keep their own dtype.
+        tower_dtype, layer_dtype = next(self.encoders["coarse"].parameters()).dtype, self.fusion.W_h.weight.dtype
+        towers_in = normalised.to(tower_dtype)
+        fused, gate = self.fusion(
+            self.encoders["coarse"](towers_in).to(layer_dtype), self.encoders["fine"](towers_in).to(layer_dtype)
+        )
         if self.variant == "A":
             score, probabilities = self.head(fused)
             return MSTCLIPIQAOutput(score=score, gate_mean=gate.mean(dim=-1), probabilities=probabilities)
