@@ -156,7 +156,10 @@ def test_score_and_score_dir_commands_for_no_reference_metrics(folders, images, 
     rows = list(csv.DictReader(out.open()))
     metric = semantic_iqa.create_metric("mst_clipiqa_prompt", weights=folders["B"], device="cpu")
     expected = metric.predict(images, [f"{PROMPTS[i % 2]}, at night" for i in range(3)]).score
-    assert [r["name"] for r in rows] == [p.name for p in images]
+    assert [r["id"] for r in rows] == [p.stem for p in images]
+    assert [r["image"] for r in rows] == [str(p) for p in images]
+    assert [r["prompt"] for r in rows] == [f"{PROMPTS[i % 2]}, at night" for i in range(3)]
+    assert [r["status"] for r in rows] == ["ok"] * 3 and "gate_mean" in rows[0]
     assert [float(r["score"]) for r in rows] == pytest.approx(expected.tolist(), abs=1e-5)
 
     # Wrong combinations are one-line errors.

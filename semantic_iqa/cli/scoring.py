@@ -1,25 +1,27 @@
-"""`semantic-iqa score` and `semantic-iqa score-dir`, for every metric (`--metric NAME`)."""
+"""`semantic-iqa score` and `semantic-iqa score-dir`, for every metric (`--metric NAME`).
+
+`score-dir` runs a scoring job (`semantic_iqa.jobs`): it refuses to write over its inputs or
+an earlier result, saves rows as they are scored, resumes with `--resume`, and ends a
+Ctrl-C with one line (status 130) saying how to resume.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..api import load_metric
 from ..errors import InvalidInputError, InvalidOptionError
+from ..hub import locate_weights, resolve_weights
+from ..jobs import JobInputs, JobInterrupted, check_not_input, check_output, job_items, run_job
+from ..jobs.items import some
+from ..jobs.results import sidecar_path
 from ..registry import MetricInfo, metric_info
-from ..scoring import iterate_batches
 from .parser import DEFAULT_WORKERS, non_negative_int, positive_int
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
-_LISTED_NAMES = 5  # names shown in a one-line warning before "..."
-_LIST_COLUMNS = {"fold_scores": "fold", "probabilities": "p"}  # list-valued results -> fold_0, p_0, ...
 
 
 def add_commands(commands: argparse._SubParsersAction, model_options: argparse.ArgumentParser) -> None:
@@ -38,14 +40,39 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
     score_dir = commands.add_parser(
         "score-dir",
         parents=[model_options],
-        help="score a folder: REF_DIR DIST_DIR (pairs by file name) or IMAGE_DIR (no-reference metrics)",
+        help="score a folder (REF_DIR DIST_DIR, or IMAGE_DIR) or a manifest into a CSV or Parquet result; resumable",
     )
-    score_dir.add_argument("folders", nargs="+", help="REF_DIR DIST_DIR, or IMAGE_DIR for a no-reference metric")
-    score_dir.add_argument("--out", required=True, help="CSV file to write, one row per pair or image")
+    score_dir.add_argument(
+        "folders",
+        nargs="*",
+        help="REF_DIR DIST_DIR for a full-reference metric (paired by relative path and name without extension), "
+        "IMAGE_DIR for a no-reference one; none with --manifest",
+    )
+    score_dir.add_argument(
+        "--manifest", help="CSV or Parquet with columns ref,dist (or image[,prompt]) [,id]; paths relative to it"
+    )
+    score_dir.add_argument(
+        "--out", required=True, help="result file, .csv or .parquet: one row per pair or image, with its status"
+    )
     score_dir.add_argument("--prompts", help="mst_clipiqa_prompt: CSV of image_name,prompt (or AGIQA's name,prompt)")
-    score_dir.add_argument("--json", action="store_true", help="also write the results as JSON beside --out")
+    score_dir.add_argument(
+        "--json", metavar="FILE", help="also write the summary (counts, mean score, model, version, time) to FILE"
+    )
+    score_dir.add_argument("--resume", action="store_true", help="finish an interrupted --out: skip rows already done")
+    score_dir.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     score_dir.add_argument("--batch-size", type=positive_int, default=16, help="items per backbone pass")
     score_dir.add_argument("--workers", type=non_negative_int, default=DEFAULT_WORKERS, help="decoding processes")
+    score_dir.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="local (default) or ray (Ray Data; [ray] extra)"
+    )
+    score_dir.add_argument("--ray-address", help="--engine ray: the cluster to join (default: start a local Ray)")
+    score_dir.add_argument(
+        "--log-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="without a terminal: a progress line every SECONDS (default 30)",
+    )
     score_dir.set_defaults(handler=score_dir_command)
 
 
@@ -93,153 +120,126 @@ def score_command(args: argparse.Namespace) -> int:
 
 
 def score_dir_command(args: argparse.Namespace) -> int:
+    """`semantic-iqa score-dir`: one job (folders or a manifest) through the local or the Ray engine."""
+    try:
+        return _score_dir(args)
+    except KeyboardInterrupt as stop:  # one line, not a traceback; the rows so far are saved
+        if isinstance(stop, JobInterrupted):
+            where = f"{stop.done} of {stop.total} rows are saved in {stop.out}"
+        else:
+            where = f"{args.out} is as it was"
+        print(f"semantic-iqa: interrupted: {where}; resume with: {resume_command(args)}", file=sys.stderr)
+        return 130
+
+
+def _score_dir(args: argparse.Namespace) -> int:
     info = metric_info(args.metric)
     options = _options(info, args)
-    out = Path(args.out)
-    names, columns, unpaired = _folder_columns(info, [Path(f) for f in args.folders], args.prompts)
-    if not out.parent.is_dir():
-        raise InvalidInputError(f"cannot write {out}: folder {out.parent} does not exist")
-    if args.json and out.suffix.lower() == ".json":
-        raise InvalidInputError(f"--out {out} would be overwritten by the --json output; give the CSV a .csv name")
-
-    metric = load_metric(info.name, args.weights, args.device, args.precision)
-    image_columns = [c for c in info.inputs if c != "prompt"]
-    records: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = []  # rows waiting for the header (known from the first score)
-    writer = None
-    with open(out, "w", newline="", encoding="utf-8") as handle:
-        for batch in iterate_batches(
-            columns,
-            image_columns,
-            metric.image_transform(),
+    if args.ray_address and args.engine != "ray":
+        raise InvalidOptionError("--ray-address is for --engine ray")
+    inputs = job_items(info, folders=args.folders, manifest=args.manifest, prompts=args.prompts)
+    check_output(args.out, inputs, resume=args.resume, overwrite=args.overwrite)
+    if args.json:
+        _check_json(Path(args.json), Path(args.out), inputs)
+    for folder, lonely in zip(args.folders, (inputs.only_ref, inputs.only_dist), strict=False):
+        if lonely:
+            print(
+                f"semantic-iqa: warning: {len(lonely)} file(s) only in {folder}, not scored: {some(lonely)}",
+                file=sys.stderr,
+            )
+    if args.engine == "ray":
+        summary = _run_ray(info, args, options, inputs)
+    else:
+        _, name, revision = locate_weights(args.weights, None, info)  # what the user named: folder or repo id
+        folder = resolve_weights(args.weights, None, info)
+        if folder.parent.name == "snapshots":  # a Hub snapshot: its folder name is the commit actually used
+            revision = folder.name
+        metric = load_metric(info.name, folder, args.device, args.precision)
+        summary = run_job(
+            info,
+            metric,
+            inputs.items,
+            args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
             batch_size=args.batch_size,
             workers=args.workers,
-            device=metric.device,
-            progress=None,  # a bar on a terminal only
-            unit="pair" if info.kind == "FR" else "image",
-        ):
-            rows = {i: {"name": names[i], "error": str(error)} for i, error in batch.failures}
-            if len(batch):
-                with torch.inference_mode():
-                    scored = metric.score_batch(batch.images, batch.extras, **options).to_records()
-                for index, record in zip(batch.indices, scored, strict=True):
-                    rows[index] = {"name": names[index], **_flat(record), "error": ""}
-            for index in sorted(rows):  # the batch's items in input order
-                records.append(rows[index])
-                pending.append(rows[index])
-            if writer is None and len(batch):
-                writer = csv.DictWriter(handle, list(_flat_keys(records)), restval="")
-                writer.writeheader()
-            if writer is not None:
-                writer.writerows(pending)
-                pending.clear()
-                handle.flush()  # rows already scored survive an interruption
-        if writer is None:  # nothing could be scored
-            writer = csv.DictWriter(handle, ["name", "score", "error"], restval="")
-            writer.writeheader()
-            writer.writerows(pending)
+            progress=None,  # a bar on a terminal, log lines otherwise
+            log_every_s=args.log_every,
+            options=options,
+            weights=name,
+            revision=revision,
+            weights_folder=folder,
+            inputs=inputs,
+        )
+    return _report(summary, info, args)
 
-    if args.json:
-        results = "pairs" if info.kind == "FR" else "images"
-        document = {"metric": info.name, "weights": args.weights, **options, results: records, **unpaired}
-        out.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    failed = [r for r in records if r["error"]]
-    scores = [r["score"] for r in records if not r["error"]]
+
+def _run_ray(info: MetricInfo, args: argparse.Namespace, options: dict[str, Any], inputs: JobInputs) -> dict:
+    """The same job on Ray Data (`semantic_iqa.ray`, imported only here: the core never needs Ray)."""
+    try:
+        from .. import ray as ray_engine
+    except ModuleNotFoundError as exc:
+        if exc.name == "semantic_iqa.ray":
+            raise InvalidOptionError("--engine ray: this semantic-iqa has no Ray engine (semantic_iqa.ray)") from None
+        if exc.name and exc.name.split(".")[0] in ("ray", "pyarrow"):
+            raise InvalidOptionError(f"--engine ray needs {exc.name}: pip install 'semantic-iqa[ray]'") from None
+        raise
+    summary = ray_engine.run_ray_job(
+        info,
+        args.weights,
+        options,
+        inputs.items,
+        args.out,
+        address=args.ray_address,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        log_every_s=args.log_every,
+    )
+    summary.setdefault("only_in_ref", inputs.only_ref)
+    summary.setdefault("only_in_dist", inputs.only_dist)
+    return summary
+
+
+def _check_json(path: Path, out: Path, inputs: JobInputs) -> None:
+    if path.resolve() in (out.resolve(), sidecar_path(out).resolve()):
+        raise InvalidInputError(f"--json {path} would be overwritten by the results (--out {out}); give another name")
+    check_not_input(path, inputs, "--json")
+    if not path.parent.is_dir():
+        raise InvalidInputError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
+def _report(summary: dict[str, Any], info: MetricInfo, args: argparse.Namespace) -> int:
+    """The summary: one line on stdout (and all of it in --json FILE); failures: one line on stderr, status 2."""
     unit = "pair" if info.kind == "FR" else "image"
-    if scores:
-        print(f"scored {len(scores)} {unit}(s), mean score {sum(scores) / len(scores):.4f} -> {out}")
-    if failed:
+    if summary["ok"]:
+        before = f", {summary['skipped']} of them done before" if summary["skipped"] else ""
         print(
-            f"semantic-iqa: error: {len(failed)} of {len(records)} {unit}(s) could not be scored "
-            f"(first: {failed[0]['error']}); see the error column of {out}",
+            f"scored {summary['ok']} {unit}(s){before}, mean score {summary['mean_score']:.4f} -> {summary['out']} "
+            f"({summary['wall_time_s']:.1f} s)"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if summary["failed"]:
+        print(
+            f"semantic-iqa: error: {summary['failed']} of {summary['total']} {unit}(s) could not be scored "
+            f"(first: {summary.get('first_error')}); see the status column of {summary['out']}",
             file=sys.stderr,
         )
         return 2
     return 0
 
 
-def _folder_columns(
-    info: MetricInfo, folders: list[Path], prompts_file: str | None
-) -> tuple[list[str], dict[str, list], dict[str, list[str]]]:
-    """(names, columns, unpaired) of a folder job: pairs by identical file name (FR) or every image (NR).
-
-    `unpaired` lists, for full-reference jobs, the files found on one side only.
-    """
-    expected = 2 if info.kind == "FR" else 1
-    if len(folders) != expected:
-        what = "REF_DIR DIST_DIR" if expected == 2 else "IMAGE_DIR"
-        raise InvalidInputError(f"{info.name} scores {what}; got {len(folders)} folder(s)")
-    if info.kind == "NR":
-        names = sorted(_image_names(folders[0]))
-        if not names:
-            raise InvalidInputError(f"no images in {folders[0]}")
-        columns: dict[str, list] = {"image": [folders[0] / n for n in names], "name": names}
-        if "prompt" in info.inputs:
-            columns["prompt"] = _prompts_for(names, prompts_file)
-        elif prompts_file:
-            raise InvalidOptionError(f"--prompts is for metrics that take a prompt, not {info.name}")
-        return names, columns, {}
-    ref_dir, dist_dir = folders
-    ref_names, dist_names = _image_names(ref_dir), _image_names(dist_dir)
-    names = sorted(ref_names & dist_names)
-    if not names:
-        raise InvalidInputError(
-            f"no image file names in common between {ref_dir} ({len(ref_names)} images) "
-            f"and {dist_dir} ({len(dist_names)} images); pairs are matched by identical file names"
-        )
-    unpaired = {"only_in_ref": sorted(ref_names - dist_names), "only_in_dist": sorted(dist_names - ref_names)}
-    for folder, lonely in zip((ref_dir, dist_dir), unpaired.values(), strict=True):
-        if lonely:
-            print(
-                f"semantic-iqa: warning: {len(lonely)} file(s) only in {folder}, not scored: {_some(lonely)}",
-                file=sys.stderr,
-            )
-    columns = {"ref": [ref_dir / n for n in names], "dist": [dist_dir / n for n in names], "name": names}
-    return names, columns, unpaired
-
-
-def _prompts_for(names: list[str], prompts_file: str | None) -> list[str]:
-    """Each image's prompt from a CSV with `image_name,prompt` (reference loader) or `name,prompt` (AGIQA)."""
-    if prompts_file is None:
-        raise InvalidInputError("this metric needs each image's generation prompt: --prompts prompts.csv")
-    with open(prompts_file, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    key = next((k for k in ("image_name", "name") if rows and k in rows[0]), None)
-    if key is None or "prompt" not in rows[0]:
-        raise InvalidInputError(f"{prompts_file}: needs columns image_name,prompt (or name,prompt)")
-    prompts = {row[key]: row["prompt"] for row in rows}
-    missing = [n for n in names if n not in prompts]
-    if missing:
-        raise InvalidInputError(f"{prompts_file} has no prompt for {len(missing)} image(s): {_some(missing)}")
-    return [prompts[n] for n in names]
-
-
-def _flat(record: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, list):
-            row.update({f"{_LIST_COLUMNS.get(key, key)}_{i}": v for i, v in enumerate(value)})
-        else:
-            row[key] = value
-    return row
-
-
-def _flat_keys(records: list[dict[str, Any]]) -> dict[str, None]:
-    keys = {"name": None}
-    for record in records:
-        if not record["error"]:
-            keys.update(dict.fromkeys(record))
-            break
-    keys.pop("error", None)
-    return {**keys, "error": None}
-
-
-def _image_names(folder: Path) -> set[str]:
-    if not folder.is_dir():
-        raise InvalidInputError(f"not a folder: {folder}")
-    return {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")}
-
-
-def _some(names: list[str]) -> str:
-    shown = ", ".join(names[:_LISTED_NAMES])
-    return shown + (", ..." if len(names) > _LISTED_NAMES else "")
+def resume_command(args: argparse.Namespace) -> str:
+    """The command line that resumes this `score-dir` job (its non-default options, plus --resume)."""
+    argv = ["semantic-iqa", "score-dir", *args.folders]
+    defaults = {"metric": "dss_sqa", "device": "auto", "precision": "fp32", "engine": "local", "log_every": 30.0}
+    defaults.update(batch_size=16, workers=DEFAULT_WORKERS)
+    names = ("manifest", "out", "metric", "weights", "gate", "prompts", "device", "precision", "batch_size")
+    for name in (*names, "workers", "engine", "ray_address", "log_every", "json"):
+        value = getattr(args, name)
+        if value is not None and value != defaults.get(name):
+            argv += ["--" + name.replace("_", "-"), str(value)]
+    return shlex.join([*argv, "--resume"])
