@@ -152,7 +152,8 @@ def run_job(
         overwrite: replace an existing `out`.
         progress: a bar counting items (`None`: a bar on a terminal, else a log line every `log_every_s`).
         options: the metric's options (e.g. `gate`), passed to `score_batch` and fingerprinted.
-        weights, revision: what the summary and the sidecar name as the weights.
+        weights: what the summary and the sidecar name as the weights.
+        revision: the weights' revision, likewise.
         weights_folder: the folder the metric was loaded from (a cheap fingerprint).
         inputs: the job's inputs, to refuse an `out` inside them.
 

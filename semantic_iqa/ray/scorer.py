@@ -1,0 +1,243 @@
+"""`PairScorer` and the decode stage: the callables `ray.data` runs on each batch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from ..devices import resolve_device
+from ..errors import InvalidOptionError
+from ..jobs.items import image_columns
+from ..jobs.results import (
+    flatten_record,
+    result_columns,
+)
+from ..registry import MetricInfo, create_metric, metric_info
+from ..scoring import iterate_batches
+
+PIXELS_SUFFIX = "__pixels"  # `decode_images` puts the pixels of column `ref` in `ref__pixels`
+DECODE_ERROR = "decode_error"  # ... and a row's decoding error ("" when decoded) here
+ROW_COLUMN = "_job_row"  # run_ray_job: each row's position in the job, to drop a row delivered twice
+_ARROW_TYPES = {"str": pa.string(), "float": pa.float64(), "bool": pa.bool_(), "int": pa.int64()}
+# Rows per block of the job's dataset: a block is what one actor task takes (and what Ray
+# retries when an actor dies), so a few batches each; and at most this many blocks, so the
+# driver's object references stay few on a 10-million-row job.
+_BATCHES_PER_BLOCK = 4
+_MAX_BLOCKS = 10_000
+
+Batch = Mapping[str, Any]  # a map_batches batch: dict of numpy arrays, pandas DataFrame or pyarrow Table
+
+
+# -- the scorer (public API) -----------------------------------------------------------------
+
+
+class PairScorer:
+    """Scores a `ray.data` batch of items with a semantic metric; for `Dataset.map_batches`.
+
+    The metric is loaded once per actor, in the constructor (pass the arguments with
+    `fn_constructor_kwargs`). Input rows need the metric's image columns (`ref` and `dist`
+    for a full-reference metric, `image` for a no-reference one) as paths the actor can read,
+    plus `prompt` for a metric that takes one. Columns `<image column>__pixels` and
+    `decode_error` from a `decode_images` stage before it are used instead of the paths
+    (and dropped from the output).
+
+    Output: every other input column unchanged, then the result columns of the local
+    engine's table, typed (Arrow): `score` (null for a failed row), `status` (`ok` or the
+    error text), the metric's other figures (`fold_std`, `cos_sim`, `gated`, `fold_0`... for
+    DSS-SQA; null for a failed row). Any batch format works in (`"numpy"`, `"pandas"`,
+    `"pyarrow"`); a `pyarrow.Table` comes out.
+
+    Args:
+        metric: registry name (`semantic_iqa.list_metrics()`), e.g. "dss_sqa".
+        weights: weights folder (readable on every node) or Hub repo id; `None` = the metric's default.
+        options: the metric's scoring options (`score_batch`), e.g. `{"gate": "hard"}` for DSS-SQA.
+        device: "auto"/None (the actor's GPU when Ray gave it one, else CPU), "cpu", "cuda".
+        precision: backbone precision, "fp32" or "bf16".
+        revision: the Hub revision (tag or commit) of `weights`.
+        threads: torch threads of the actor (default: Ray's, one per CPU the actor asked for).
+        reference_cache: keep the features of up to this many references in the actor
+            (full-reference metrics with a reference cache: DSS-SQA), so a reference that comes
+            back is not encoded again; 0 = off. See `semantic_iqa.ReferenceCache`.
+    """
+
+    def __init__(
+        self,
+        metric: str = "dss_sqa",
+        weights: str | os.PathLike | None = None,
+        options: Mapping[str, Any] | None = None,
+        device: str | None = None,
+        precision: str = "fp32",
+        revision: str | None = None,
+        threads: int | None = None,
+        reference_cache: int = 0,
+    ) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.info = metric_info(metric)
+        if reference_cache:
+            _check_reference_cache(self.info)  # before the model is loaded: an option error costs nothing
+        self.options = dict(options or {})
+        extra = {"revision": revision} if revision else {}
+        self.model = create_metric(metric, weights, device=resolve_device(device), precision=precision, **extra)
+        self.reference_cache = None
+        if reference_cache:
+            from ..metrics.dss_sqa.reference_cache import ReferenceCache
+
+            self.reference_cache = ReferenceCache(self.model, max_items=reference_cache)
+        self.transform = self.model.image_transform()
+        self.image_columns = image_columns(self.info)
+        self.extra_columns = [name for name in self.info.inputs if name not in self.image_columns]
+        # The same columns, in the same order and kinds, as the local engine's result table.
+        inputs = {"id", *self.info.inputs, "input_signature"}
+        kinds = result_columns(self.info, self.model, self.options)
+        self.result_kinds = {name: kind for name, kind in kinds.items() if name not in inputs}
+
+    def __call__(self, batch: Batch) -> pa.Table:
+        """Score one batch: its rows, in order, with the result columns appended."""
+        columns = _numpy_columns(batch)
+        count = len(next(iter(columns.values())))
+        records: list[dict[str, Any] | None] = [None] * count
+        statuses = [""] * count
+        pixels, good = self._pixels(columns, statuses)
+        if good:
+            extras = {name: [_plain(columns[name][i]) for i in good] for name in self.extra_columns}
+            with torch.inference_mode():
+                if self.reference_cache is not None:
+                    output = self.model.score_padded(
+                        pixels["ref"], pixels["dist"], reference_cache=self.reference_cache, **self.options
+                    )
+                else:
+                    output = self.model.score_batch(pixels, extras, **self.options)
+            for index, record in zip(good, output.to_records(), strict=True):
+                records[index] = flatten_record(record)
+                statuses[index] = "ok"
+        dropped = {DECODE_ERROR, *self.result_kinds, *(name + PIXELS_SUFFIX for name in self.image_columns)}
+        table = pa.table({name: _arrow_column(values) for name, values in columns.items() if name not in dropped})
+        for name, kind in self.result_kinds.items():
+            if name == "status":
+                values: list[Any] = statuses
+            else:
+                values = [None if record is None else record.get(name) for record in records]
+            table = table.append_column(pa.field(name, _ARROW_TYPES[kind]), pa.array(values, _ARROW_TYPES[kind]))
+        return table
+
+    def _pixels(self, columns: dict[str, np.ndarray], statuses: list[str]) -> tuple[dict[str, torch.Tensor], list[int]]:
+        """(image column -> pixels of the decodable rows on the model's device, their positions).
+
+        Sets `statuses[i]` to the error of each row that could not be decoded.
+        """
+        device = self.model.device
+        if all(name + PIXELS_SUFFIX in columns for name in self.image_columns):  # decoded by `decode_images`
+            errors = [str(_plain(error) or "") for error in columns.get(DECODE_ERROR, [""] * len(statuses))]
+            good = [i for i, error in enumerate(errors) if not error]
+            for i, error in enumerate(errors):
+                if error:
+                    statuses[i] = error
+            # Indexing copies the rows (Arrow hands out read-only arrays, which torch will not wrap).
+            pixels = {
+                name: torch.from_numpy(np.ascontiguousarray(columns[name + PIXELS_SUFFIX][good])).to(device)
+                for name in self.image_columns
+            }
+            return pixels, good
+        # The project's one batch loop decodes here exactly as the local engine does (same
+        # transform, same errors caught), all rows of this batch in one pass, in this process.
+        paths = {name: [str(_plain(value)) for value in columns[name]] for name in self.image_columns}
+        decoded = next(
+            iterate_batches(paths, self.image_columns, self.transform, batch_size=len(statuses), device=device)
+        )
+        for index, error in decoded.failures:
+            statuses[index] = _status(error)
+        return decoded.images, decoded.indices
+
+
+def _check_reference_cache(info: MetricInfo) -> None:
+    """`InvalidOptionError` unless the metric has a reference-feature cache (`score_padded(..., reference_cache)`)."""
+    import inspect
+
+    score_padded = getattr(info.metric_class(), "score_padded", None)
+    if score_padded is None or "reference_cache" not in inspect.signature(score_padded).parameters:
+        raise InvalidOptionError(f"{info.name} has no reference-feature cache")
+
+
+def decode_images(batch: Batch, transform: Callable[[Any], torch.Tensor], image_columns: Sequence[str]) -> dict:
+    """A CPU stage before `PairScorer`: decode each row's images into `<column>__pixels` arrays.
+
+    Use it when the scoring actors have GPUs: decoding then runs in parallel on the nodes'
+    CPUs instead of on the one CPU of each GPU actor. Get `transform` from the metric
+    (`create_metric(name, weights, device="cpu").image_transform()`: a small picklable
+    function) and pass it with `fn_kwargs`::
+
+        decoded = pairs.map_batches(
+            decode_images, fn_kwargs={"transform": transform, "image_columns": ["ref", "dist"]},
+            batch_size=32, batch_format="numpy",
+        )
+
+    A row that cannot be decoded gets zero pixels and its error in `decode_error`
+    (`PairScorer` turns it into its `status`). Every input column is kept.
+    """
+    columns = _numpy_columns(batch)
+    count = len(next(iter(columns.values())))
+    paths = {name: [str(_plain(value)) for value in columns[name]] for name in image_columns}
+    decoded = next(iterate_batches(paths, list(image_columns), transform, batch_size=count))
+    errors = [""] * count  # text, not None: a column of nulls only would come back as NaN floats
+    for index, error in decoded.failures:
+        errors[index] = _status(error)
+    output = dict(columns)
+    for name in image_columns:
+        if decoded.indices:
+            good = decoded.images[name].numpy()
+            pixels = np.zeros((count, *good.shape[1:]), dtype=good.dtype)
+            pixels[decoded.indices] = good
+        else:  # nothing decodable: the shape is unknown, one zero pixel per row keeps a column
+            pixels = np.zeros((count, 3, 1, 1), dtype=np.float32)
+        output[name + PIXELS_SUFFIX] = pixels
+    output[DECODE_ERROR] = np.array(errors, dtype=object)
+    return output
+
+
+class ImageDecoder:
+    """`decode_images` as a callable class, for a pool of decoding actors (`compute=ActorPoolStrategy(...)`)."""
+
+    def __init__(self, transform: Callable[[Any], torch.Tensor], image_columns: Sequence[str]) -> None:
+        self.transform, self.image_columns = transform, list(image_columns)
+
+    def __call__(self, batch: Batch) -> dict:
+        return decode_images(batch, self.transform, self.image_columns)
+
+
+def _numpy_columns(batch: Batch) -> dict[str, np.ndarray]:
+    """Any map_batches batch format as column -> numpy array (tensor columns as [N, ...] arrays)."""
+    if isinstance(batch, dict):
+        return {name: np.asarray(values) for name, values in batch.items()}
+    if isinstance(batch, pa.Table):
+        from ray.data.block import BlockAccessor
+
+        return BlockAccessor.for_block(batch).to_batch_format("numpy")
+    return {name: batch[name].to_numpy() for name in batch.columns}  # pandas; Ray's tensor columns give [N, ...]
+
+
+def _arrow_column(values: np.ndarray) -> pa.Array:
+    """One passed-through column as Arrow: plain values as they are, [N, ...] tensors as Ray's tensor type."""
+    if values.ndim > 1:
+        from ray.data.extensions import ArrowTensorArray
+
+        return ArrowTensorArray.from_numpy(values)
+    return pa.array(values if values.dtype != object else list(values))
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (paths and prompts come out of Arrow as numpy strings)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _status(error: BaseException) -> str:
+    """An error as one line of text, as the local engine writes it."""
+    return " ".join(str(error).split())
+
+
+# -- sizing the actor pool -----------------------------------------------------------------------
