@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pickle_payload import CreatesAFile
 from transformers import CLIPConfig, CLIPModel
 
 from semantic_iqa.backbones import SemanticEncoder, StructureEncoder
@@ -67,18 +68,6 @@ def test_encoders_stay_frozen_in_training_mode(tiny_model):
         tiny_model.eval()
 
 
-class _Payload:
-    """Pickles as a call to `pathlib.Path.touch(marker)`: proof that unpickling ran code."""
-
-    def __init__(self, marker) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        import pathlib
-
-        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
-
-
 def test_clip_bin_without_safetensors_loads_with_the_safe_unpickler_only(tmp_path):
     """The reference CLIP repo has only pytorch_model.bin: loaded, but never by running its code."""
     from reference_repos import write_clip_repo
@@ -90,7 +79,7 @@ def test_clip_bin_without_safetensors_loads_with_the_safe_unpickler_only(tmp_pat
 
     marker = tmp_path / "code-ran"
     state = torch.load(folder / "pytorch_model.bin", weights_only=True)
-    torch.save({**state, "payload": _Payload(marker)}, folder / "pytorch_model.bin")
+    torch.save({**state, "payload": CreatesAFile(marker)}, folder / "pytorch_model.bin")
     with pytest.raises(WeightsFormatError, match="objects other than tensors"):
         SemanticEncoder.from_spec(BackboneSpec("transformers", "clip", path="clip"), tmp_path)
     assert not marker.exists(), "the pickle's code ran"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from authors_checkpoint import AuthorsModel, AuthorsRun, SavedFold, authors_config
+from pickle_payload import CreatesAFile
 from PIL import Image, ImageFilter
 from test_model import hand_pixels
 
@@ -322,16 +323,6 @@ def with_numpy_metrics(fold: SavedFold, target: Path) -> Path:
     checkpoint["metrics"] = {**checkpoint["metrics"], "final": np.float64(0.8611)}
     torch.save(checkpoint, target)
     return target
-
-
-class CreatesAFile:
-    """Unpickling this object opens (so creates) a file: a stand-in for code run by a pickle."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 def test_files_that_need_the_full_unpickler_are_refused_unless_trusted(reference_folds, pairs, tiny_dir, tmp_path):

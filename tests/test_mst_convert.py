@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from mst_reference import TINY, authors_checkpoint, reference_scores
+from pickle_payload import CreatesAFile
 from PIL import Image
 from reference_repos import write_clip_repo
 from transformers import CLIPConfig, CLIPModel
@@ -36,16 +37,6 @@ def pixels(photo):
     images = [photo.crop((0, 0, 250, 230)), Image.fromarray(rng.integers(0, 256, (230, 260, 3), dtype=np.uint8))]
     images.append(photo.rotate(45).resize((300, 240)))
     return torch.stack([load_short_side_center_cropped(image) for image in images])
-
-
-class _RunsCode:
-    """Unpickling this runs code (creates a file): the safe loader must refuse it."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def _expected(state, towers, pixels, variant):
@@ -83,7 +74,7 @@ def test_authors_checkpoint_reproduces_the_independent_forward(tmp_path, pixels,
 def test_load_refuses_a_pickle_that_needs_full_unpickling(tmp_path):
     state, _ = authors_checkpoint("A", seed=0)
     marker = tmp_path / "code-ran"
-    torch.save({"model_state_dict": state, "extra": _RunsCode(marker)}, tmp_path / "evil.pth")
+    torch.save({"model_state_dict": state, "extra": CreatesAFile(marker)}, tmp_path / "evil.pth")
     with pytest.raises(ConversionError, match="full unpickler"):
         load_mst_checkpoint(tmp_path / "evil.pth")
     assert not marker.exists(), "the pickle's code ran"
