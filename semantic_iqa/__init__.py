@@ -4,10 +4,20 @@
 >>> semantic_iqa.score("ref.png", "dist.png")  # DSS-SQA, 0-5, higher = better  # doctest: +SKIP
 3.87
 >>> semantic_iqa.list_metrics()  # doctest: +SKIP
+
+`import semantic_iqa` is cheap: it imports neither torch nor the backbone libraries. The
+public names below are imported on first use (PEP 562), so `semantic_iqa.score` or
+`from semantic_iqa import DSSSQA` loads the model code then. The errors, the registry and
+`__version__` are plain Python and load at once. When pyiqa is imported, before or after
+this package, this package's metrics are registered with it (`semantic_iqa.integrations`).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .api import PairScore, clear_model_cache, load_metric, load_model, score, score_details
 from .errors import (
     ConversionError,
     DatasetError,
@@ -23,11 +33,34 @@ from .errors import (
     WeightsIntegrityError,
     WeightsNotFoundError,
 )
-from .integrations.loss import DSSSQALoss, NoReferenceQualityLoss
-from .metric import Metric
-from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
-from .metrics.dss_sqa.reference_cache import ReferenceCache
 from .registry import MetricInfo, create_metric, list_metrics, register_metric
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` below imports these
+    from .api import PairScore, clear_model_cache, load_metric, load_model, score, score_details
+    from .explanation import Explanation, explain
+    from .integrations.loss import DSSSQALoss, NoReferenceQualityLoss
+    from .metric import Metric
+    from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
+    from .metrics.dss_sqa.reference_cache import ReferenceCache
+
+# Public name -> the module (relative to this package) that defines it; imported on first use.
+_LAZY = {
+    "PairScore": ".api",
+    "clear_model_cache": ".api",
+    "load_metric": ".api",
+    "load_model": ".api",
+    "score": ".api",
+    "score_details": ".api",
+    "Explanation": ".explanation",
+    "explain": ".explanation",
+    "DSSSQALoss": ".integrations.loss",
+    "NoReferenceQualityLoss": ".integrations.loss",
+    "Metric": ".metric",
+    "DSSSQA": ".metrics.dss_sqa",
+    "DSSSQAConfig": ".metrics.dss_sqa.config",
+    "DSSSQAOutput": ".metrics.dss_sqa",
+    "ReferenceCache": ".metrics.dss_sqa.reference_cache",
+}
 
 __all__ = [
     "ConversionError",
@@ -36,6 +69,7 @@ __all__ = [
     "DSSSQAConfig",
     "DSSSQALoss",
     "DSSSQAOutput",
+    "Explanation",
     "ImageLoadError",
     "ImageNotFoundError",
     "InvalidInputError",
@@ -55,6 +89,7 @@ __all__ = [
     "__version__",
     "clear_model_cache",
     "create_metric",
+    "explain",
     "list_metrics",
     "load_metric",
     "load_model",
@@ -63,6 +98,21 @@ __all__ = [
     "score_details",
 ]
 
-from .integrations import register_available as _register_available
 
-_register_available()
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use and keep the name here (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+from .integrations import register_available as _register_available  # noqa: E402
+
+_register_available()  # with pyiqa: now if it is imported already, else when it is (an import hook)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .errors import InvalidOptionError
+
+if TYPE_CHECKING:  # torch only in annotations: the registry (and `semantic-iqa --help`) must not import it
+    import torch
+    from torch import nn
 
 
 class HubWeights(NamedTuple):

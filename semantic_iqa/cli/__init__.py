@@ -4,6 +4,9 @@ Commands: `score` and `score-dir` (any metric, `--metric NAME`), `metrics`, `dow
 `info`, `make-tiny`, `train` (the metric's own recipe), and each metric's converter, which
 its sub-package adds (`semantic_iqa.metrics.<name>.commands`). Errors a user can fix (bad
 files, options, weights) exit with status 2 and one line on stderr, never a traceback.
+
+Building the parser imports no torch, timm or transformers (`semantic-iqa --help` is quick);
+each command imports what it needs when it runs. `tests/test_imports.py` keeps it so.
 """
 
 from __future__ import annotations
@@ -19,12 +22,24 @@ __all__ = ["build_parser", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `semantic-iqa` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # weight-loading bars would bury the output
+    args = build_parser().parse_args(argv)  # `--help` and usage errors end here: nothing heavy is imported
+    _quiet_progress_bars()
     try:
         return args.handler(args)
     except (SemanticIQAError, OSError) as exc:  # OSError: unwritable output, disk full, ...
         print(f"semantic-iqa: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _quiet_progress_bars() -> None:
+    """No weight-loading bars from transformers or the Hub: they would bury the command's output.
+
+    Without importing transformers (a second for commands that load no model): transformers
+    reads the Hub's switch when it is imported; if it already is, its own switch is turned off too.
+    """
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    if transformers_logging is not None:
+        transformers_logging.disable_progress_bar()

@@ -48,7 +48,7 @@ def metric_command_modules() -> dict[str, ModuleType]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import models, scoring  # the command modules
+    from . import explaining, models, scoring  # the command modules
 
     names = [info.name for info in list_metrics()]
     parser = OneLineParser(
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_options.add_argument("--gate", choices=("hard", "soft", "off"), help="dss_sqa: semantic gate (default hard)")
 
     scoring.add_commands(commands, model_options)
+    explaining.add_commands(commands, model_options)
     metric_modules = metric_command_modules()
     models.add_commands(commands, metric_modules)
     for module in metric_modules.values():

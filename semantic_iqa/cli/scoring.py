@@ -12,16 +12,24 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..api import load_metric
 from ..errors import InvalidInputError, InvalidOptionError
-from ..hub import locate_weights, resolve_weights
-from ..jobs import JobInputs, JobInterrupted, check_not_input, check_output, job_items, run_job
-from ..jobs.items import some
-from ..jobs.results import sidecar_path
 from ..registry import MetricInfo, metric_info
 from .parser import DEFAULT_WORKERS, non_negative_int, positive_int
+
+# The model, the Hub and the job runner (torch and the backbone libraries) are imported in the
+# commands' handlers, not here: building the parser (`semantic-iqa --help`) must stay cheap.
+if TYPE_CHECKING:
+    from ..jobs import JobInputs
+    from ..metric import Metric
+
+
+def load_metric(name: str, weights: Any, device: str, precision: str) -> Metric:
+    """`semantic_iqa.api.load_metric`, imported when a command first needs a model."""
+    from ..api import load_metric as load
+
+    return load(name, weights, device, precision)
 
 
 def add_commands(commands: argparse._SubParsersAction, model_options: argparse.ArgumentParser) -> None:
@@ -59,7 +67,26 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         "--json", metavar="FILE", help="also write the summary (counts, mean score, model, version, time) to FILE"
     )
     score_dir.add_argument("--resume", action="store_true", help="finish an interrupted --out: skip rows already done")
-    score_dir.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    score_dir.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --report)")
+    score_dir.add_argument(
+        "--report",
+        metavar="HTML",
+        help="also write one self-contained HTML page: score distribution, worst items with explanation maps, "
+        "gated and failed items, model and settings ([viz] extra)",
+    )
+    score_dir.add_argument(
+        "--report-worst",
+        type=non_negative_int,
+        default=8,
+        metavar="N",
+        help="--report: explain the N lowest-scoring items (default 8; 0 = no maps)",
+    )
+    score_dir.add_argument(
+        "--report-method",
+        choices=("auto", "occlusion", "gradients"),
+        default="auto",
+        help="--report: how the maps are computed (see `semantic-iqa explain --help`)",
+    )
     score_dir.add_argument("--batch-size", type=positive_int, default=16, help="items per backbone pass")
     score_dir.add_argument("--workers", type=non_negative_int, default=DEFAULT_WORKERS, help="decoding processes")
     score_dir.add_argument(
@@ -124,6 +151,8 @@ def score_dir_command(args: argparse.Namespace) -> int:
     try:
         return _score_dir(args)
     except KeyboardInterrupt as stop:  # one line, not a traceback; the rows so far are saved
+        from ..jobs import JobInterrupted
+
         if isinstance(stop, JobInterrupted):
             where = f"{stop.done} of {stop.total} rows are saved in {stop.out}"
         else:
@@ -133,6 +162,10 @@ def score_dir_command(args: argparse.Namespace) -> int:
 
 
 def _score_dir(args: argparse.Namespace) -> int:
+    from ..hub import locate_weights, resolve_weights
+    from ..jobs import check_output, job_items, run_job
+    from ..jobs.items import some
+
     info = metric_info(args.metric)
     options = _options(info, args)
     if args.ray_address and args.engine != "ray":
@@ -141,12 +174,15 @@ def _score_dir(args: argparse.Namespace) -> int:
     check_output(args.out, inputs, resume=args.resume, overwrite=args.overwrite)
     if args.json:
         _check_json(Path(args.json), Path(args.out), inputs)
+    if args.report:
+        _check_report(Path(args.report), args, inputs)
     for folder, lonely in zip(args.folders, (inputs.only_ref, inputs.only_dist), strict=False):
         if lonely:
             print(
                 f"semantic-iqa: warning: {len(lonely)} file(s) only in {folder}, not scored: {some(lonely)}",
                 file=sys.stderr,
             )
+    metric = None
     if args.engine == "ray":
         summary = _run_ray(info, args, options, inputs)
     else:
@@ -172,7 +208,45 @@ def _score_dir(args: argparse.Namespace) -> int:
             weights_folder=folder,
             inputs=inputs,
         )
-    return _report(summary, info, args)
+    status = _report(summary, info, args)
+    if args.report:  # after the summary line: the job's results are safe before minutes of explaining
+        _write_report(info, args, summary, metric)
+    return status
+
+
+def _check_report(path: Path, args: argparse.Namespace, inputs: JobInputs) -> None:
+    """Refuse a --report that cannot or must not be written, before any scoring."""
+    from ..jobs import check_not_input
+    from ..jobs.report import is_report, require_matplotlib
+    from ..jobs.results import sidecar_path
+
+    require_matplotlib()
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise InvalidOptionError(f"--report {path}: the report is an HTML file (.html)")
+    taken = {Path(args.out).resolve(), sidecar_path(args.out).resolve()}
+    if args.json:
+        taken.add(Path(args.json).resolve())
+    if path.resolve() in taken:
+        raise InvalidInputError(f"--report {path} would overwrite another output of this job; give another name")
+    check_not_input(path, inputs, "--report")
+    if not path.parent.is_dir():
+        raise InvalidInputError(f"cannot write {path}: folder {path.parent} does not exist")
+    # A resumed job may replace the report an earlier run of it wrote, never any other file.
+    if path.exists() and not args.overwrite and not (args.resume and is_report(path)):
+        raise InvalidInputError(f"--report {path} exists; pass --overwrite to replace it")
+
+
+def _write_report(info: MetricInfo, args: argparse.Namespace, summary: dict[str, Any], metric: Any) -> None:
+    from ..jobs.report import write_report
+
+    if metric is None:  # the Ray engine scored on its workers: explain with a model here
+        metric = load_metric(info.name, args.weights, args.device, args.precision)
+    if args.report_worst:
+        print(f"report: explaining the {args.report_worst} lowest-scoring item(s)", file=sys.stderr, flush=True)
+    path = write_report(
+        args.report, args.out, info, metric, summary, worst=args.report_worst, method=args.report_method
+    )
+    print(f"report -> {path}")
 
 
 def _run_ray(info: MetricInfo, args: argparse.Namespace, options: dict[str, Any], inputs: JobInputs) -> dict:
@@ -204,6 +278,9 @@ def _run_ray(info: MetricInfo, args: argparse.Namespace, options: dict[str, Any]
 
 
 def _check_json(path: Path, out: Path, inputs: JobInputs) -> None:
+    from ..jobs import check_not_input
+    from ..jobs.results import sidecar_path
+
     if path.resolve() in (out.resolve(), sidecar_path(out).resolve()):
         raise InvalidInputError(f"--json {path} would be overwritten by the results (--out {out}); give another name")
     check_not_input(path, inputs, "--json")
@@ -238,7 +315,18 @@ def resume_command(args: argparse.Namespace) -> str:
     defaults = {"metric": "dss_sqa", "device": "auto", "precision": "fp32", "engine": "local", "log_every": 30.0}
     defaults.update(batch_size=16, workers=DEFAULT_WORKERS)
     names = ("manifest", "out", "metric", "weights", "gate", "prompts", "device", "precision", "batch_size")
-    for name in (*names, "workers", "engine", "ray_address", "log_every", "json"):
+    defaults.update(report_worst=8, report_method="auto")
+    for name in (
+        *names,
+        "workers",
+        "engine",
+        "ray_address",
+        "log_every",
+        "json",
+        "report",
+        "report_worst",
+        "report_method",
+    ):
         value = getattr(args, name)
         if value is not None and value != defaults.get(name):
             argv += ["--" + name.replace("_", "-"), str(value)]

@@ -168,13 +168,14 @@ def explain(
     elif weights is not None:
         raise InvalidOptionError("pass weights= or model=, not both")
     _check_model(info, model)
-    decoded = [_decode(image, role) for image, role in zip(images, roles, strict=True)]
+    items = [_one_image(image, role) for image, role in zip(images, roles, strict=True)]
+    decoded = [_decode(item) for item in items]
     if method == "auto":
         method = "occlusion" if model.device.type == "cuda" or info.kind == "NR" else "gradients"
     with torch.no_grad():
         if info.kind == "FR":
             explanation = _explain_pair(
-                info, model, images[0], decoded[0], decoded[1], method, gate, grid, steps, batch_size
+                info, model, items, decoded[0], decoded[1], method, gate, grid, steps, batch_size
             )
         else:
             explanation = _explain_image(info, model, decoded[0], prompt, grid, batch_size, baseline)
@@ -215,12 +216,16 @@ def _check_model(info: MetricInfo, model: Metric) -> None:
             )
 
 
-def _decode(image: ImageLike, role: str) -> torch.Tensor:
-    """One image -> [3, H, W] float32 in [0, 1] on the CPU, at its own size (EXIF orientation applied)."""
+def _one_image(image: ImageLike, role: str) -> ImageLike:
+    """The one validated image of `image` (a batch or list of several is refused)."""
     items = as_image_list(image, role)
     if len(items) != 1:
         raise InvalidInputError(f"{role}: explain takes one image, got {len(items)}")
-    item = items[0]
+    return items[0]
+
+
+def _decode(item: ImageLike) -> torch.Tensor:
+    """One image -> [3, H, W] float32 in [0, 1] on the CPU, at its own size (EXIF orientation applied)."""
     if isinstance(item, torch.Tensor) and item.is_floating_point():
         return item.detach().float().cpu().expand(3, *item.shape[-2:]).clone()
     return pil_to_tensor(to_rgb_pil(item))
@@ -233,7 +238,7 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
 def _explain_pair(
     info: MetricInfo,
     model: Any,
-    ref_item: ImageLike,
+    items: list[ImageLike],
     ref: torch.Tensor,
     dist: torch.Tensor,
     method: str,
@@ -242,14 +247,15 @@ def _explain_pair(
     steps: int,
     batch_size: int,
 ) -> Explanation:
-    """DSS-SQA: reference features once (through the metric's own decoding), the distorted image varied."""
+    """DSS-SQA: reference features once, the distorted image varied.
+
+    The reference and the reported score go through the metric's own decoding (`load_padded`:
+    PIL for files, so the score is the one `score` and `score-dir` give); the varied images
+    through its differentiable torch path, within about 1/255 of PIL's.
+    """
     size = model.config.preprocess.image_size
     gate = model.config.gate.mode if gate is None else gate
-    if isinstance(ref_item, torch.Tensor) and ref_item.is_floating_point():
-        ref_padded = load_padded_batch(ref.unsqueeze(0), size)
-    else:  # the PIL path, exactly as scoring decodes a reference file
-        ref_padded = load_padded(ref_item, size).unsqueeze(0)
-    ref_features = model.encode(ref_padded)
+    ref_features = model.encode(load_padded(items[0], size).unsqueeze(0))
     height, width = dist.shape[-2:]
     ref_at_dist = ref if ref.shape == dist.shape else resize_bicubic_like_pil(ref.unsqueeze(0), width, height)[0]
 
@@ -260,7 +266,7 @@ def _explain_pair(
 
         return score_fn
 
-    output = model.score_features(ref_features, model.encode(load_padded_batch(dist.unsqueeze(0), size)), gate)
+    output = model.score_features(ref_features, model.encode(load_padded(items[1], size).unsqueeze(0)), gate)
     if method == "occlusion":
         heat, _ = occlusion_map(score_with(gate), dist, ref_at_dist, grid=grid, batch_size=batch_size)
         settings = {"grid": grid, "gate": gate}

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from . import Explanation
 
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+COLOUR_PERCENTILE = 99.5
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -34,8 +35,8 @@ def new_figure(width: float, height: float) -> Figure:
 def explanation_figure(explanation: Explanation, panel_inches: float = 3.6) -> Figure:
     """The figure: one panel per image and the map overlaid on the distorted image, with a colour bar.
 
-    Red = the region lowered the score, blue = it raised it; the scale is symmetric about 0
-    and labelled in score points per pixel.
+    Red = the region lowered the score, blue = it raised it; the scale is symmetric about 0,
+    labelled in score points per pixel, and saturates at the 99.5th percentile of |map|.
     """
     panels = [("reference", explanation.reference)] if explanation.reference is not None else []
     panels.append(("distorted" if explanation.reference is not None else "image", explanation.image))
@@ -49,7 +50,13 @@ def explanation_figure(explanation: Explanation, panel_inches: float = 3.6) -> F
     overlay = axes[-1]
     grey = explanation.image.mean(axis=2)
     overlay.imshow(grey, cmap="gray", vmin=0, vmax=255)
-    limit = float(np.abs(explanation.heat).max()) or 1.0  # an all-zero map stays white, not noise
+    # A few extreme pixels (edges, for gradients) would wash everything else out: the scale
+    # saturates at the 99.5th percentile of |map|. An all-zero map stays white, not noise.
+    limit = (
+        float(np.percentile(np.abs(explanation.heat), COLOUR_PERCENTILE))
+        or float(np.abs(explanation.heat).max())
+        or 1.0
+    )
     shown = overlay.imshow(explanation.heat, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.65)
     overlay.set_title("where the score was lost", fontsize=10)
     colour_bar = figure.colorbar(shown, ax=overlay, shrink=0.85)

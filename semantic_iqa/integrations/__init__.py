@@ -1,23 +1,29 @@
 """Adapters to other libraries: pyiqa (`pyiqa`), torchmetrics (`torchmetrics`), training losses (`loss`).
 
 They import the core, never the reverse. `register_available()` runs at `import
-semantic_iqa` so that `pyiqa.create_metric("dss_sqa")` works right after it.
+semantic_iqa` and registers this package's metrics with pyiqa in either import order: at
+once when pyiqa is already imported, otherwise from an import hook (`_PyiqaImportHook`, one
+`sys.meta_path` finder) when pyiqa's own import finishes. pyiqa 0.1.16 has no supported way
+for an installed package to add a metric name before that package is imported (see
+docs/pyiqa.md), so `import semantic_iqa`, before or after `import pyiqa`, is what registers.
 `load_no_reference_metric` and `no_reference_scores` are what the no-reference adapters
 share: a registry entry and its frozen model, checked against each other, and its call.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import sys
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, InvalidOptionError
 from ..registry import MetricInfo, create_metric, metric_info
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
     import torch
 
@@ -25,15 +31,74 @@ if TYPE_CHECKING:
 
 
 def register_available() -> None:
-    """Register with every installed library that keeps a registry (today: pyiqa)."""
-    if importlib.util.find_spec("pyiqa") is None:
-        return
+    """Register with every library that keeps a registry (today: pyiqa), now or when it is imported.
+
+    pyiqa already imported: its registry gets this package's metrics now. Not yet imported:
+    an import hook does it right after `import pyiqa` finishes; without pyiqa installed the hook
+    never fires and costs one name comparison per import. Nothing heavy is imported here.
+    """
+    if sys.modules.get("pyiqa") is not None:  # None: a blocked import (sys.modules["pyiqa"] = None)
+        _register_with_pyiqa()
+    elif "pyiqa" not in sys.modules and not any(isinstance(f, _PyiqaImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PyiqaImportHook())
+
+
+def _register_with_pyiqa() -> None:
+    """`semantic_iqa.integrations.pyiqa.register()`, warning instead of raising: pyiqa must keep working."""
     try:
         from .pyiqa import register
 
         register()
-    except Exception as exc:  # a broken pyiqa install must not break semantic_iqa itself
-        warnings.warn(f"semantic-iqa could not register with pyiqa: {exc}", RuntimeWarning, stacklevel=2)
+    except Exception as exc:  # a broken or incompatible pyiqa must break neither pyiqa nor semantic_iqa
+        warnings.warn(f"semantic-iqa could not register with pyiqa: {exc}", RuntimeWarning, stacklevel=3)
+
+
+class _PyiqaImportHook:
+    """A `sys.meta_path` finder that registers with pyiqa once pyiqa's top-level module has run.
+
+    It finds nothing itself: it asks the finders after it for pyiqa's spec and wraps that
+    spec's loader (`_RegisteringLoader`), which runs the real loader, then registers and puts
+    the real loader back on the module and spec. The hook leaves `sys.meta_path` when pyiqa
+    has been imported; if pyiqa's own import fails, it stays for the next try.
+    """
+
+    def find_spec(self, fullname: str, path: Any = None, target: ModuleType | None = None) -> ModuleSpec | None:
+        if fullname != "pyiqa":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _RegisteringLoader(spec.loader, self)
+                return spec
+        return None
+
+
+class _RegisteringLoader:
+    """pyiqa's own loader, plus registration once the module has finished executing."""
+
+    def __init__(self, loader: Any, hook: _PyiqaImportHook):
+        self._loader = loader
+        self._hook = hook
+
+    def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package, get_data, ...: pyiqa's loader's
+        return getattr(self._loader, name)
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        try:
+            self._loader.exec_module(module)
+        finally:  # the module keeps its real loader either way
+            module.__loader__ = self._loader
+            if getattr(module, "__spec__", None) is not None and module.__spec__.loader is self:
+                module.__spec__.loader = self._loader
+        if self._hook in sys.meta_path:
+            sys.meta_path.remove(self._hook)
+        _register_with_pyiqa()
 
 
 def load_no_reference_metric(

@@ -1,4 +1,11 @@
-"""This package's metrics in pyiqa: `pyiqa.create_metric("dss_sqa")` / `("mst_clipiqa")` after `import semantic_iqa`.
+"""This package's metrics in pyiqa: `pyiqa.create_metric("dss_sqa")` / `("mst_clipiqa")` once both are imported.
+
+`import semantic_iqa` registers them, whether pyiqa is imported before it (at once) or after
+it (an import hook runs `register()` when pyiqa's import finishes; see
+`semantic_iqa.integrations`). pyiqa 0.1.16 cannot discover them on its own: `create_metric`
+checks `DEFAULT_CONFIGS` before anything reads entry points (docs/pyiqa.md). This module
+imports torch (pyiqa already has) but not the model code: the archs import it when a metric
+is created.
 
 pyiqa calls full-reference metrics as `metric(dist, ref)`, distorted FIRST, with float
 tensors in [0, 1]; this package's own calls are reference first. The DSS-SQA arch below
@@ -24,7 +31,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..metrics.dss_sqa.model import DSSSQA
 from ..registry import MetricInfo, create_metric, list_metrics, metric_info
 
 # Names no pyiqa built-in uses: pyiqa's registry is keyed by class name, and a clash would
@@ -45,6 +51,8 @@ class SemanticIQADSSSQA(nn.Module):
 
     def __init__(self, weights: str | os.PathLike | None = None, revision: str | None = None, gate: str = "hard"):
         super().__init__()
+        from ..metrics.dss_sqa.model import DSSSQA  # here, not at registration: it imports timm and transformers
+
         # A model of its own (not semantic_iqa's shared cache): pyiqa moves it to its device.
         self.model = DSSSQA.from_pretrained(weights, revision=revision, device="cpu")
         self.gate = gate

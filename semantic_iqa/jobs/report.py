@@ -25,16 +25,26 @@ from .results import output_format
 from .tables import CsvTable, ParquetTable
 
 LISTED_ROWS = 200  # gated / failed items listed in full up to this many
-THUMBNAIL_DPI = 60
+THUMBNAIL_DPI = 80
+GENERATOR = "semantic-iqa score-dir --report"  # in every report's <head>: marks the files it may replace
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1.5em; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 0.9em; } td, th { padding: 0.2em 0.6em; text-align: left; }
 tr:nth-child(even) { background: #f4f4f4; } .warning { background: #fde8e8; color: #8b0000; padding: 0.8em;
 border: 1px solid #e0a0a0; font-weight: bold; } .item { margin: 1.2em 0; } .item img { max-width: 100%; }
 code { font-size: 0.9em; } .muted { color: #666; }
 """
+
+
+def is_report(path: str | os.PathLike) -> bool:
+    """True when `path` is a report this package wrote (its generator tag), so a resumed job may replace it."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return GENERATOR in handle.read(4096)
+    except OSError:
+        return False
 
 
 def require_matplotlib() -> None:
@@ -133,6 +143,7 @@ def write_report(
     sections.append(_listed("Failed items", failed, ["id", *image_names, "status"]))
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='generator' content='{GENERATOR}'>"
         f"<title>{html.escape(info.title)} report</title><style>{_STYLE}</style></head><body>\n"
         + "\n".join(sections)
         + "\n</body></html>\n"

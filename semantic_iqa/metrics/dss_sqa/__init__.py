@@ -3,9 +3,39 @@
 Its parts: `config` (settings), `model` (the module), `fusion` / `heads` / `gate`, `card`
 (model card), `convert` (the authors' checkpoints), `train` / `data` / `features` (the
 training recipe on cached features), `reference_cache`, `tiny` (the tiny random preset).
+
+The names below are imported on first use (PEP 562), so `commands` (the `semantic-iqa`
+command's part) and `config` load without torch or the backbone libraries.
 """
 
-from .config import DSSSQAConfig
-from .model import DSSSQA, DSSSQAOutput, ImageFeatures
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import DSSSQAConfig
+    from .model import DSSSQA, DSSSQAOutput, ImageFeatures
+
+# Public name -> the sub-module that defines it; imported on first use.
+_LAZY = {
+    "DSSSQA": ".model",
+    "DSSSQAConfig": ".config",
+    "DSSSQAOutput": ".model",
+    "ImageFeatures": ".model",
+}
 
 __all__ = ["DSSSQA", "DSSSQAConfig", "DSSSQAOutput", "ImageFeatures"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

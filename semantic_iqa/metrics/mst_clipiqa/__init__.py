@@ -17,18 +17,44 @@ attends to the generation prompt and regresses the training set's MOS. See
 - `features.py`, `recipe.py`, `train.py`, `training_report.py`: the reference recipe on cached
   frozen-encoder features, the 80/20 split, the report.
 - `commands.py`: its part of the `semantic-iqa` command.
+
+The names below are imported on first use (PEP 562), so `commands` and `config` load
+without torch or the backbone libraries.
 """
 
-from .config import MSTCLIPIQAConfig
-from .convert import convert_mst_checkpoint, convert_mst_state_dict, load_mst_checkpoint
-from .model import MSTCLIPIQA, MSTCLIPIQAOutput
-from .preprocess import (
-    load_short_side_center_cropped,
-    resize_short_side_center_crop_pil,
-    resize_short_side_center_crop_tensor,
-)
-from .text import build_clip_tokenizer, tokenize_prompts, write_clip_tokenizer_files
-from .tiny import build_random_mst_clipiqa
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import MSTCLIPIQAConfig
+    from .convert import convert_mst_checkpoint, convert_mst_state_dict, load_mst_checkpoint
+    from .model import MSTCLIPIQA, MSTCLIPIQAOutput
+    from .preprocess import (
+        load_short_side_center_cropped,
+        resize_short_side_center_crop_pil,
+        resize_short_side_center_crop_tensor,
+    )
+    from .text import build_clip_tokenizer, tokenize_prompts, write_clip_tokenizer_files
+    from .tiny import build_random_mst_clipiqa
+
+# Public name -> the sub-module that defines it; imported on first use.
+_LAZY = {
+    "MSTCLIPIQA": ".model",
+    "MSTCLIPIQAConfig": ".config",
+    "MSTCLIPIQAOutput": ".model",
+    "build_clip_tokenizer": ".text",
+    "build_random_mst_clipiqa": ".tiny",
+    "convert_mst_checkpoint": ".convert",
+    "convert_mst_state_dict": ".convert",
+    "load_mst_checkpoint": ".convert",
+    "load_short_side_center_cropped": ".preprocess",
+    "resize_short_side_center_crop_pil": ".preprocess",
+    "resize_short_side_center_crop_tensor": ".preprocess",
+    "tokenize_prompts": ".text",
+    "write_clip_tokenizer_files": ".text",
+}
 
 __all__ = [
     "MSTCLIPIQA",
@@ -45,3 +71,16 @@ __all__ = [
     "tokenize_prompts",
     "write_clip_tokenizer_files",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
