@@ -101,16 +101,3 @@ def report_lines(result: dict) -> list[str]:
             r = result[column]
             lines.append(f"| {column} | {r['srocc']:.4f} | {r['plcc']:.4f} | {r['plcc_logistic']:.4f} |")
     return [*lines, "", PUBLISHED, ""]
-
-
-def plot(out: Path, result: dict, pyplot) -> None:
-    """agiqa_scatter.png: prediction against each label column."""
-    columns = [c for c in ("mos_quality", "mos_align") if c in result]
-    figure, axes = pyplot.subplots(1, len(columns), figsize=(3.4 * len(columns), 3.4), squeeze=False)
-    for axis, column in zip(axes[0], columns, strict=True):
-        axis.scatter(result[column]["labels"], result["predictions"], s=8, alpha=0.7)
-        axis.set(title=f"{column}: SRCC {result[column]['srocc']:.3f}", xlabel="MOS (0-5)", ylabel="score")
-    figure.suptitle(result["metric"] + (" (random weights)" if result["note"] else ""), fontsize=9)
-    figure.tight_layout()
-    figure.savefig(out / "agiqa_scatter.png", dpi=110)
-    pyplot.close(figure)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torchvision
 from lovif_synthetic import make_lovif
 from PIL import Image, ImageFilter
 from scipy import stats
@@ -19,7 +20,7 @@ from semantic_iqa.evaluation import agreement, final_score, srocc, two_afc, two_
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import run as harness  # noqa: E402
 
-pytest.importorskip("pyiqa")
+piq = pytest.importorskip("piq")
 pytest.importorskip("openpyxl")
 
 
@@ -67,6 +68,14 @@ def make_bapps(root: Path, photo: Image.Image, triplets: int = 3) -> Path:
     return root
 
 
+def one_subset_bapps(root: Path, photo: Image.Image) -> Path:
+    """Two triplets of the traditional subset only (the others are reported missing): for slow metrics."""
+    make_bapps(root, photo, triplets=2)
+    for subset in harness.BAPPS_SUBSETS[1:]:
+        shutil.rmtree(root / "2afc" / "val" / subset)
+    return root
+
+
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory, photo):
     root = tmp_path_factory.mktemp("data")
@@ -81,83 +90,157 @@ def layouts(tmp_path_factory, photo):
     return lovif, make_bapps(root / "BAPPS", photo)
 
 
+SPEED = ["--speed-size", "32", "--repeats", "3", "--speed-min-time", "0"]
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection or name lookup fails loudly: weights must come from where the test put them."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "torch-home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
 def test_report_end_to_end(layouts, tiny_dir, tmp_path, capsys):
     lovif, bapps = layouts
     out = tmp_path / "results"
     results = harness.main(
         [
-            "--lovif",
-            str(lovif),
-            "--bapps",
-            str(bapps),
-            "--out",
-            str(out),
-            "--weights",
-            str(tiny_dir),
-            "--device",
-            "cpu",
-            "--baselines",
-            "SSIM",
-            "PSNR",
-            "--speed-batch-sizes",
-            "1",
-            "2",
-            "--repeats",
-            "1",
+            *("--lovif", str(lovif), "--bapps", str(bapps), "--out", str(out), "--weights", str(tiny_dir)),
+            *("--device", "cpu", "--baselines", "SSIM", "PSNR", "--speed-batch-sizes", "1", "2", *SPEED),
         ]
     )
     names = [m["name"] for m in results["metrics"]]
     assert names == ["DSS-SQA", "SSIM", "PSNR"]
+    rows = {m["name"]: m for m in results["metrics"]}
+    assert rows["SSIM"]["label"] == f"SSIM (piq {piq.__version__})"
+    assert rows["PSNR"]["implementation"].startswith(f"piq {piq.__version__}: piq.psnr(data_range=1.0")
+    assert [rows[n]["random_weights"] for n in names] == [True, False, False], "make-tiny is random, SSIM is not"
     train = results["lovif"]["Train"]
     assert set(train) == set(names) and train["SSIM"]["pairs"] == 12
     assert train["SSIM"]["srocc"] > 0.5, "blur+noise labels: SSIM must rank them"
+    # The row is piq's SSIM on RGB in [0, 1], the distorted image resized to the reference's size.
+    ref, dist = harness._same_size(lovif / "Train" / "Ref" / "000001.png", lovif / "Train" / "Dist" / "000001.png")
+    expected = piq.ssim(dist[None], ref[None], data_range=1.0).item()
+    assert train["SSIM"]["predictions"][0] == pytest.approx(expected, abs=1e-6)
     bapps_ssim = results["bapps"]["SSIM"]
     assert set(bapps_ssim) == {*harness.BAPPS_SUBSETS, harness.OVERALL, "pooled"}
     assert bapps_ssim["traditional"]["triplets"] == 3
     # p0 is always the less blurred: SSIM picks it, and judge < 0.4 says people did too.
     assert bapps_ssim["traditional"]["hard_accuracy"] == 100.0
-    assert {r["metric"] for r in results["speed"]} == {*names, "DSS-SQA, cached references"}
+
+    speed = results["speed"]
+    assert {r["metric"] for r in speed} == {*names, "DSS-SQA, cached references"} and len(speed) == 8
+    for row in speed:
+        assert row["samples"] == 3 and row["calls"] >= 3 and row["size"] == 32
+        assert row["pairs_per_s_min"] <= row["pairs_per_s_q1"] <= row["pairs_per_s"] <= row["pairs_per_s_q3"]
+        assert row["pairs_per_s_q3"] <= row["pairs_per_s_max"]
+        assert row["s_per_call"] == pytest.approx(row["batch"] / row["pairs_per_s"], rel=0.3)
+        assert row["random_weights"] == row["metric"].startswith("DSS-SQA")
 
     report = (out / "report.md").read_text()
-    assert "| SSIM | pyiqa" in report and "PLCC (logistic fit)" in report and "human (LPIPS paper)" in report
+    assert f"| SSIM (piq {piq.__version__}) | piq {piq.__version__}: piq.ssim(" in report
+    assert "PLCC (logistic fit)" in report and "human (LPIPS paper)" in report
+    assert "| DSS-SQA (semantic-iqa" in report and "(RANDOM WEIGHTS: plumbing test only" in report
     assert "## LoViF Test: no labels; submission written" in report
     submission = (out / "submission_Test" / "predictions.csv").read_text().splitlines()
     assert submission[0] == "picture_name,Score" and len(submission) == 4
     assert "runtime per image" in (out / "submission_Test" / "readme.txt").read_text()
     saved = json.loads((out / "results.json").read_text())
-    assert saved["environment"]["packages"]["pyiqa"] and saved["environment"]["device"].startswith("cpu")
+    assert saved["environment"]["packages"]["piq"] == piq.__version__
+    assert saved["environment"]["device"].startswith("cpu")
+    assert saved["published"]["bapps_human"]["figures"]["overall"] == 73.9
+    assert {e["metric"] for e in saved["published"]["bapps_2afc"]} == {"SSIM", "LPIPS-VGG", "DISTS", "DSS-SQA"}
     for plot in ("lovif_Train_scatter.png", "bapps_2afc.png", "throughput.png"):
         assert (out / plot).stat().st_size > 1000
 
 
-def test_missing_data_sets_are_skipped_and_random_baselines_are_marked(tiny_dir, tmp_path, capsys, monkeypatch):
-    # torchvision looks for its AlexNet file in $TORCH_HOME before downloading: plant a random one.
-    checkpoints = tmp_path / "torch" / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    torch.save(torchvision.models.alexnet().state_dict(), checkpoints / "alexnet-owt-7be5be79.pth")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+def test_random_piq_baselines_offline_are_marked_and_leave_the_cache_alone(
+    tiny_dir, tmp_path, photo, capsys, monkeypatch, no_network, empty_torch_home
+):
+    bapps = one_subset_bapps(tmp_path / "BAPPS", photo)
+    hub_before = torch.hub.get_dir()
     out = tmp_path / "results"
-    harness.main(
+    results = harness.main(
         [
-            "--bapps",
-            str(tmp_path / "nowhere"),
-            "--out",
-            str(out),
-            "--weights",
-            str(tiny_dir),
-            "--device",
-            "cpu",
-            "--baselines",
-            "LPIPS-Alex",
-            "--random-baselines",
-            "--speed-batch-sizes",
-            "1",
-            "--repeats",
-            "1",
+            *("--bapps", str(bapps), "--out", str(out), "--weights", str(tiny_dir), "--device", "cpu"),
+            *("--baselines", "LPIPS-VGG", "--random-baselines", "--speed-batch-sizes"),
+        ]
+    )
+    rows = {m["name"]: m for m in results["metrics"]}
+    assert set(rows) == {"DSS-SQA", "LPIPS-VGG"}, capsys.readouterr().out
+    lpips = rows["LPIPS-VGG"]
+    assert lpips["label"] == f"LPIPS-VGG (piq {piq.__version__})"
+    assert lpips["random_weights"] and lpips["note"].startswith("RANDOM WEIGHTS")
+    assert lpips["higher_is_better"] is False, "piq's LPIPS is a distance"
+    # The distance enters 2AFC as one: the less blurred p0 is picked every time.
+    assert results["bapps"]["LPIPS-VGG"]["traditional"]["hard_accuracy"] == 100.0
+    # The random files lived in a temporary hub: the user's cache holds nothing, and the hub
+    # folder follows $TORCH_HOME again.
+    assert not any(empty_torch_home.rglob("*")) and torch.hub.get_dir() == hub_before
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "elsewhere"))
+    assert torch.hub.get_dir() == str(tmp_path / "elsewhere" / "hub"), "not pinned to the old folder either"
+    report = (out / "report.md").read_text()
+    assert f"| LPIPS-VGG (piq {piq.__version__}) (RANDOM WEIGHTS: plumbing test only" in report
+
+
+def test_piq_metrics_are_the_real_classes_on_random_files(tmp_path, no_network):
+    with harness.random_torch_hub(tmp_path / "hub"):
+        lpips, dists = piq.LPIPS(reduction="none"), piq.DISTS(reduction="none")
+    assert type(lpips) is piq.LPIPS and type(dists) is piq.DISTS
+    x = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    y = (x + 0.2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    for metric in (lpips, dists):
+        same, other = metric(x, x), metric(x, y)
+        assert same.shape == (2,) and torch.all(same.abs() < 1e-5) and torch.all(other > same)
+    assert 0 < float(dists(x, y).max()) <= 1, "DISTS weights sum to 1: a distance in [0, 1]"
+
+
+def test_missing_weights_and_data_sets_are_skipped_with_one_line(
+    tiny_dir, tmp_path, capsys, no_network, empty_torch_home
+):
+    out = tmp_path / "results"
+    results = harness.main(
+        [
+            *("--bapps", str(tmp_path / "nowhere"), "--out", str(out), "--weights", str(tiny_dir)),
+            *("--device", "cpu", "--baselines", "PSNR", "LPIPS-VGG", "--speed-batch-sizes"),
         ]
     )
     printed = capsys.readouterr().out
     assert "lovif: not given, skipped" in printed and "nowhere not found, skipped" in printed
+    skipped = [line for line in printed.splitlines() if line.startswith("skipping")]
+    assert len(skipped) == 1 and skipped[0].startswith("skipping LPIPS-VGG (piq): cannot build it (")
+    assert "lpips_weights.pt" in skipped[0] and "--random-baselines" in skipped[0]
+    assert [m["name"] for m in results["metrics"]] == ["DSS-SQA", "PSNR"] and "speed" not in results
+
+
+def test_pyiqa_rows_are_an_optional_second_implementation(tiny_dir, tmp_path, photo, no_network, empty_torch_home):
+    pyiqa = pytest.importorskip("pyiqa")
+    bapps = one_subset_bapps(tmp_path / "BAPPS", photo)
+    out = tmp_path / "results"
+    results = harness.main(
+        [
+            *("--bapps", str(bapps), "--out", str(out), "--weights", str(tiny_dir), "--device", "cpu"),
+            *("--baselines", "SSIM", "--pyiqa-baselines", "SSIM", "LPIPS-Alex", "--random-baselines"),
+            "--speed-batch-sizes",
+        ]
+    )
+    rows = {m["name"]: m for m in results["metrics"]}
+    assert list(rows) == ["DSS-SQA", "SSIM", "SSIM (pyiqa)", "LPIPS-Alex (pyiqa)"]
+    assert rows["SSIM (pyiqa)"]["label"] == f"SSIM (pyiqa {pyiqa.__version__})" and not rows["SSIM"]["random_weights"]
+    assert rows["LPIPS-Alex (pyiqa)"]["random_weights"] and not rows["SSIM (pyiqa)"]["random_weights"]
+    # Two implementations, two figures: pyiqa's SSIM works on luma, piq's on RGB.
+    assert set(results["bapps"]) == set(rows)
     report = (out / "report.md").read_text()
-    assert "| LPIPS-Alex | 1 |" in report, "the random LPIPS was built and timed"
-    assert "RANDOM WEIGHTS" in json.dumps(json.loads((out / "results.json").read_text())["metrics"])
+    assert f"| SSIM (pyiqa {pyiqa.__version__}) |" in report and f"| SSIM (piq {piq.__version__}) |" in report
