@@ -160,6 +160,8 @@ def test_download_of_the_published_model_does_not_say_run_download(reference_hub
     assert "no published DSS-SQA weights" in result.stderr and "semantic-iqa download" not in result.stderr
 
 
+# slow (about 20 s on CI): test_first_run_train_from_public_backbones_then_score covers the path by default
+@pytest.mark.slow
 def test_download_reference_backbones_then_train_offline(reference_hub, photo, tmp_path):
     """The air-gapped trainer's path: fetch the two backbones on a connected machine, train offline."""
     home = tmp_path / "home"

@@ -167,6 +167,8 @@ def test_hub_errors(hub, tmp_path, code, message):
         assert "HF_TOKEN" in error and "licence" in error
 
 
+# slow (about 30 s on CI): the damaged-cache typed error stays in the default run
+@pytest.mark.slow
 def test_damaged_cache_is_detected_and_repaired_by_download_force(hub, tmp_path, local_score):
     cache = tmp_path / "hub"
     env = online_env(hub, cache)
