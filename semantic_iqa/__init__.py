@@ -14,8 +14,7 @@ this package, this package's metrics are registered with it (`semantic_iqa.integ
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import (
@@ -33,6 +32,7 @@ from .errors import (
     WeightsIntegrityError,
     WeightsNotFoundError,
 )
+from .lazy import lazy_attributes
 from .registry import MetricInfo, create_metric, list_metrics, register_metric
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` below imports these
@@ -99,18 +99,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use and keep the name here (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
 
 
 from .integrations import register_available as _register_available  # noqa: E402
