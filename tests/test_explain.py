@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,31 @@ def test_the_prompt_variant_needs_its_prompt(reference):
         explain(reference, metric="mst_clipiqa_prompt", model=model)
     result = explain(reference, metric="mst_clipiqa_prompt", model=model, prompt="a woman in a space suit", grid=2)
     assert result.heat.shape == (HEIGHT, WIDTH)
+
+
+def test_the_explain_command_writes_the_figure_and_the_map(tiny_dir, reference, tmp_path, capsys):
+    from semantic_iqa.cli import main
+
+    ref_path, dist_path = tmp_path / "ref.png", tmp_path / "dist.png"
+    Image.fromarray((reference * 255).round().byte().permute(1, 2, 0).numpy()).save(ref_path)
+    Image.fromarray((with_noise_in_quadrant(reference, 0.3) * 255).round().byte().permute(1, 2, 0).numpy()).save(
+        dist_path
+    )
+    out = tmp_path / "maps" / "map.png"
+    out.parent.mkdir()
+    argv = ["explain", str(ref_path), str(dist_path), "--out", str(out), "--weights", str(tiny_dir)]
+    assert main([*argv, "--method", "occlusion", "--grid", "4", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    heat = np.load(out.with_suffix(".npy"))
+    assert heat.shape == (HEIGHT, WIDTH) and np.abs(heat).sum() > 0
+    assert np.abs(heat[QUADRANT]).sum() == pytest.approx(np.abs(heat).sum(), rel=1e-5)
+    assert summary["random_weights"] and summary["method"] == "occlusion" and out.exists()
+    # The score is the one `score` gives for the same files (the metric's own decoding).
+    assert main(["score", str(ref_path), str(dist_path), "--weights", str(tiny_dir)]) == 0
+    assert summary["score"] == pytest.approx(float(capsys.readouterr().out), abs=1e-4)
+    # Nothing is replaced unasked, and the refusal comes before any model work.
+    before = out.read_bytes()
+    assert main(argv) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == before
+    assert main([*argv[:3], "--out", str(tmp_path / "map.bmp"), "--weights", str(tiny_dir)]) == 2
+    assert "written as one of" in capsys.readouterr().err
