@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import ImageFilter
@@ -28,32 +25,6 @@ def folders(tmp_path_factory, photo):
     photo.save(ref / "only_ref.png")
     (dist / "notes.txt").write_text("not an image")
     return ref, dist
-
-
-def test_installed_command_make_tiny_then_score(tmp_path, photo):
-    """The console script itself, as a user runs it."""
-    exe = shutil.which("semantic-iqa", path=str(Path(sys.executable).parent)) or "semantic-iqa"
-    made = subprocess.run([exe, "make-tiny", str(tmp_path / "tiny"), "--seed", "1"], capture_output=True, text=True)
-    assert made.returncode == 0, made.stderr
-    photo.save(tmp_path / "ref.png")
-    photo.rotate(45).save(tmp_path / "dist.png")
-    scored = subprocess.run(
-        [
-            exe,
-            "score",
-            str(tmp_path / "ref.png"),
-            str(tmp_path / "dist.png"),
-            "--weights",
-            str(tmp_path / "tiny"),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert scored.returncode == 0, scored.stderr
-    expected = semantic_iqa.score(tmp_path / "ref.png", tmp_path / "dist.png", weights=tmp_path / "tiny", device="cpu")
-    assert float(scored.stdout) == pytest.approx(expected, abs=1e-4)
 
 
 def test_score_json(tiny_dir, folders, capsys):

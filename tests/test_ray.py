@@ -37,7 +37,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")  # R
 
 DSS = metric_info("dss_sqa")
 DISTINCT_PAIRS = 250  # image files; the job's ids cycle over them (the reference scores cost 250 pairs, not 2,000)
-JOB_PAIRS = 3000
+JOB_PAIRS = 1200  # enough blocks that the kill lands mid-stream with more in flight
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +208,7 @@ def test_killed_actor_loses_and_repeats_nothing(
     items = job_items(pair_files, JOB_PAIRS, "k")
     items[7]["dist"] = str(tmp_path / "missing.png")  # failed rows are kept, with their error
     (tmp_path / "broken.png").write_text("not an image")
-    items[1500]["ref"] = str(tmp_path / "broken.png")
+    items[900]["ref"] = str(tmp_path / "broken.png")
     killed: list[int] = []
 
     def kill_the_scorer(saved: int, total: int) -> None:
@@ -228,11 +228,13 @@ def test_killed_actor_loses_and_repeats_nothing(
     assert (summary["ok"], summary["failed"], summary["engine"]) == (JOB_PAIRS - 2, 2, "ray")
     by_id = {row["id"]: row for row in rows}
     assert by_id["k00007"]["score"] is None and "missing.png" in by_id["k00007"]["status"]
-    assert by_id["k01500"]["score"] is None and "broken.png" in by_id["k01500"]["status"]
+    assert by_id["k00900"]["score"] is None and "broken.png" in by_id["k00900"]["status"]
     check_scores(rows, reference_scores(plan_actors(2, 0).threads), "k")  # 2 threads: the actor has both cores
     assert not parts_dir(out).exists()  # merged into `out`
 
 
+# slow (about 30 s, mostly Ray start-up): a driver SIGKILL's leftover parts; the actor kill test stays default
+@pytest.mark.slow
 def test_interrupted_job_resumes_from_its_parts(
     ray_instance: None,
     tiny_dir: Path,

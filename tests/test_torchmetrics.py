@@ -182,6 +182,8 @@ def test_ddp_two_processes_equal_one_process(tiny_dir, tmp_path: Path):
         assert synced[key].item() == pytest.approx(expected[key].item(), abs=1e-5), key
 
 
+# slow (about 12 s): the same DDP sync as the full-reference test, which stays in the default run
+@pytest.mark.slow
 def test_no_reference_ddp_two_processes_equal_one_process(mst_a_dir, tmp_path: Path):
     out = tmp_path / "ddp.pt"
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(mst_a_dir), str(out), "mst_clipiqa"), nprocs=2, join=True)
