@@ -23,7 +23,8 @@ __all__ = ["build_parser", "main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `semantic-iqa` command; returns the exit status."""
     args = build_parser().parse_args(argv)  # `--help` and usage errors end here: nothing heavy is imported
-    _quiet_progress_bars()
+    if getattr(args, "loads_models", True):
+        _quiet_weight_loading()
     try:
         return args.handler(args)
     except (SemanticIQAError, OSError) as exc:  # OSError: unwritable output, disk full, ...
@@ -31,15 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _quiet_progress_bars() -> None:
-    """No weight-loading bars from transformers or the Hub: they would bury the command's output.
+def _quiet_weight_loading() -> None:
+    """No per-tensor weight-loading bars from transformers: they would bury the command's output.
 
-    Without importing transformers (a second for commands that load no model): transformers
-    reads the Hub's switch when it is imported; if it already is, its own switch is turned off too.
+    Download bars (huggingface_hub's) stay: a first download of a backbone takes minutes. Only
+    commands that load models pay for importing transformers here (`metrics` and `info` do not).
     """
-    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
 
-    disable_progress_bars()
-    transformers_logging = sys.modules.get("transformers.utils.logging")
-    if transformers_logging is not None:
-        transformers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()

@@ -17,7 +17,7 @@ from .parser import DEFAULT_WORKERS, non_negative_int, positive_int
 def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str, ModuleType]) -> None:
     names = [info.name for info in list_metrics()]
     listing = commands.add_parser("metrics", help="list the metrics: FR/NR, which way is better, score range")
-    listing.set_defaults(handler=metrics_command)
+    listing.set_defaults(handler=metrics_command, loads_models=False)
 
     download = commands.add_parser(
         "download", help="fetch a model (weights and Hub backbones) into the Hugging Face cache, for offline use"
@@ -37,7 +37,7 @@ def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str,
     info.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the metric's published)")
     info.add_argument("--metric", default="dss_sqa", choices=names, help="whose default weights (dss_sqa)")
     info.add_argument("--revision", help="branch, tag or commit of the weights repo")
-    info.set_defaults(handler=info_command)
+    info.set_defaults(handler=info_command, loads_models=False)
 
     tiny = commands.add_parser("make-tiny", help="write a tiny random weights folder (real classes) for tests")
     tiny.add_argument("dir", help="folder to write")
