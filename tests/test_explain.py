@@ -184,3 +184,20 @@ def test_the_explain_command_writes_the_figure_and_the_map(tiny_dir, reference, 
     assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == before
     assert main([*argv[:3], "--out", str(tmp_path / "map.bmp"), "--weights", str(tiny_dir)]) == 2
     assert "written as one of" in capsys.readouterr().err
+
+
+def test_a_phone_photo_is_explained_upright(tiny_model, photo, tmp_path):
+    """A JPEG stored sideways with EXIF orientation 6: the map is at the upright size, and
+    against its hand-rotated twin it is all zero (without the rotation every pixel would differ)."""
+    stored = photo.crop((0, 40, 256, 200))  # 256 wide, 160 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view", as phone cameras write it
+    sideways = tmp_path / "sideways.jpg"
+    stored.save(sideways, quality=95, exif=exif)
+    with Image.open(sideways) as decoded:
+        stored_pixels = np.asarray(decoded.convert("RGB"))
+    upright = tmp_path / "upright.png"
+    Image.fromarray(np.rot90(stored_pixels, -1).copy()).save(upright)  # orientation 6 = a clockwise turn
+    result = explain(upright, sideways, model=tiny_model, method="occlusion", grid=4)
+    assert result.heat.shape == (256, 160)
+    assert not result.heat.any()
