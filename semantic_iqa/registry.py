@@ -63,6 +63,24 @@ class MetricInfo:
         module, _, name = self.target.partition(":")
         return getattr(importlib.import_module(module), name)
 
+    def check_model(self, model: object) -> None:
+        """Raise `InvalidOptionError` unless `model` is of this entry's class with this entry's fixed options.
+
+        Why: both MST-CLIPIQA variants are one class, and the entry decides how a score is read
+        (variant A in [1, 5], B unbounded); a variant-B model under the variant-A entry would be
+        scored, explained or turned into a loss on the wrong scale without any error.
+        """
+        expected = self.metric_class()
+        if not isinstance(model, expected):
+            raise InvalidOptionError(f"{self.name!r} needs a {expected.__name__} model, got {type(model).__name__}")
+        for option, value in self.options.items():
+            actual = getattr(model, option, value)  # an option the model does not expose cannot be checked
+            if actual != value:
+                raise InvalidOptionError(
+                    f"this model has {option}={actual!r} but {self.name!r} means {option}={value!r}; "
+                    "pass the metric= name that matches the model"
+                )
+
     def default_source(self) -> tuple[str | None, str | None]:
         """(name, revision) used when no weights are given: the env var, else the default; may be (None, None)."""
         if self.weights_env_var and os.environ.get(self.weights_env_var):

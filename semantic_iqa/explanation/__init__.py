@@ -167,7 +167,7 @@ def explain(
         model = load_metric(info.name, weights, device)
     elif weights is not None:
         raise InvalidOptionError("pass weights= or model=, not both")
-    _check_model(info, model)
+    info.check_model(model)
     items = [_one_image(image, role) for image, role in zip(images, roles, strict=True)]
     decoded = [_decode(item) for item in items]
     if method == "auto":
@@ -203,17 +203,6 @@ def _check_options(info: MetricInfo, method: str, grid: int, steps: int, batch_s
     for name, value in (("grid", grid), ("steps", steps), ("batch_size", batch_size)):
         if not isinstance(value, int) or value < 1:
             raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_model(info: MetricInfo, model: Metric) -> None:
-    expected = info.metric_class()
-    if not isinstance(model, expected):
-        raise InvalidOptionError(f"{info.name!r} needs a {expected.__name__} model, got {type(model).__name__}")
-    for option, value in info.options.items():
-        if getattr(model, option, value) != value:
-            raise InvalidOptionError(
-                f"this model has {option}={getattr(model, option)!r}; {info.name!r} means {value!r}"
-            )
 
 
 def _one_image(image: ImageLike, role: str) -> ImageLike:

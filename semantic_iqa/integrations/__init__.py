@@ -131,27 +131,8 @@ def load_no_reference_metric(
     elif weights is not None:
         raise InvalidOptionError("pass weights= or model=, not both")
     else:
-        check_model_matches(info, model)
+        info.check_model(model)
     return info, model.eval().requires_grad_(False)
-
-
-def check_model_matches(info: MetricInfo, model: Metric) -> None:
-    """Raise `InvalidOptionError` unless `model` is of `info`'s class with `info`'s fixed options.
-
-    Why: both MST-CLIPIQA variants are one class, and the entry decides how a score is read
-    (variant A in [1, 5], B unbounded); a variant-B model under the variant-A entry would be
-    scored and turned into a loss on the wrong scale without any error.
-    """
-    expected_class = info.metric_class()
-    if not isinstance(model, expected_class):
-        raise InvalidOptionError(f"{info.name!r} needs a {expected_class.__name__} model, got {type(model).__name__}")
-    for option, value in info.options.items():
-        actual = getattr(model, option, value)  # an option the model does not expose cannot be checked
-        if actual != value:
-            raise InvalidOptionError(
-                f"this model has {option}={actual!r} but {info.name!r} means {option}={value!r}; "
-                "pass the metric= name that matches the model"
-            )
 
 
 def no_reference_scores(
