@@ -148,6 +148,8 @@ def test_no_reference_refusals(tiny_mst, reference):
         explain(reference, reference, metric="mst_clipiqa", model=tiny_mst)
     with pytest.raises(InvalidInputError, match="no prompt"):
         explain(reference, metric="mst_clipiqa", model=tiny_mst, prompt="a cat")
+    with pytest.raises(InvalidOptionError, match="variant"):  # a variant-A model under the variant-B entry
+        explain(reference, metric="mst_clipiqa_prompt", model=tiny_mst, prompt="a cat")
 
 
 def test_the_prompt_variant_needs_its_prompt(reference):
