@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import os
+import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -196,7 +197,7 @@ def _distribution(info: MetricInfo, scores: list[float], random_weights: bool) -
     axis.hist(scores, bins=min(40, max(5, len(scores) // 3)), color="#4477aa", edgecolor="white")
     axis.set_xlabel(f"{info.title} score ({'higher' if info.higher_is_better else 'lower'} is better)")
     axis.set_ylabel("items")
-    title = f"{len(scores)} items, median {sorted(scores)[len(scores) // 2]:.3f}"
+    title = f"{len(scores)} items, median {statistics.median(scores):.3f}"
     axis.set_title(("RANDOM WEIGHTS - " if random_weights else "") + title, fontsize=10)
     return f"<h2>Score distribution</h2><img alt='histogram of scores' src='{_png_data_uri(figure, 100)}'>"
 
