@@ -161,11 +161,21 @@ def _check_pil(image: Image.Image, name: str) -> None:
 def _check_pil_open(image: Image.Image, name: str) -> None:
     # A closed image fails deep inside PIL: ValueError("Operation on closed image"), or a
     # bare AssertionError for a file opened lazily in a `with Image.open(...)` block that
-    # ended before its pixels were loaded. Find it here without decoding open images.
+    # ended before its pixels were loaded. Find it here without decoding open images: an
+    # `Image.open(path)` not loaded yet is the most common input of all and must pass.
+    # The states differ across Pillow versions (tests/test_pillow_versions.py runs this on
+    # the oldest Pillow our pins allow and on the newest):
+    #   - Pillow >= 11 raises AssertionError from `image.im` until the pixels are loaded,
+    #     and ValueError once close() was called;
+    #   - older Pillow returns None until loaded, and a placeholder that raises ValueError
+    #     on any attribute once closed.
     try:
-        core = image.im  # Pillow >= 10.1 raises here once close() was called
+        try:
+            core = image.im
+        except AssertionError:
+            core = None  # nothing decoded yet (Pillow >= 11); not a sign of a closed image
         if core is not None:
-            _ = core.size  # older Pillow keeps a placeholder that raises on any attribute
+            _ = core.size  # older Pillow's placeholder for a closed image raises here
         elif getattr(image, "fp", None) is None:
             image.load()  # not decoded yet and its file is gone: only loading can tell
     except (ValueError, AssertionError, AttributeError, OSError) as exc:
@@ -232,6 +242,12 @@ def _check_tensor(tensor: torch.Tensor, name: str) -> None:
             f"{name}: tensor of shape {tuple(tensor.shape)} is on the 'meta' device and holds no pixel values; "
             "materialise it (e.g. on 'cpu' or 'cuda') first"
         )
+    if tensor.is_nested or tensor.layout != torch.strided:  # sparse, nested: no dense pixel grid to resize
+        layout = "nested" if tensor.is_nested else str(tensor.layout).removeprefix("torch.")
+        raise InvalidInputError(
+            f"{name}: {layout} tensors are not supported; pass a dense tensor (`.to_dense()`), "
+            "or a list of tensors for images of different sizes"
+        )
     if tensor.dim() not in (3, 4):
         raise InvalidInputError(
             f"{name}: tensors must be CxHxW or BxCxHxW; got {tensor.dim()}-D shape {tuple(tensor.shape)}"
@@ -243,24 +259,45 @@ def _check_tensor(tensor: torch.Tensor, name: str) -> None:
         )
     if height == 0 or width == 0 or (tensor.dim() == 4 and tensor.shape[0] == 0):
         raise InvalidInputError(f"{name}: empty or zero-size tensor (shape {tuple(tensor.shape)})")
+    if tensor.is_floating_point() and tensor.element_size() == 1:  # the float8 formats: most ops refuse them
+        raise InvalidInputError(
+            f"{name}: tensor dtype {tensor.dtype} (float8) is not supported; convert it with .float() "
+            "(or .to(torch.bfloat16)) first"
+        )
     if tensor.is_floating_point():
-        _check_float_values(tensor, name)
+        check_unit_range(tensor, name)
     elif tensor.dtype != torch.uint8:
         raise InvalidInputError(
             f"{name}: tensor dtype {tensor.dtype} is not supported; pass floats in [0, 1] or uint8 in [0, 255]"
         )
 
 
-def _check_float_values(tensor: torch.Tensor, name: str) -> None:
+# Float pixels a rounding error outside [0, 1] (1.0000001 from `x / x.max()`, 1.0078 from bfloat16
+# arithmetic) are images in [0, 1], not images in another range: accept them. pyiqa allows 1e-6;
+# for a low-precision dtype one step of that dtype above 1.0 is the same kind of rounding error.
+UNIT_RANGE_TOLERANCE = 1e-6
+
+
+def unit_range_tolerance(dtype: torch.dtype) -> float:
+    """How far outside [0, 1] float pixels of `dtype` may be: 1e-6, or one step of a coarser dtype."""
+    return max(UNIT_RANGE_TOLERANCE, torch.finfo(dtype).eps)
+
+
+def check_unit_range(tensor: torch.Tensor, name: str) -> None:
+    """Raise `InvalidInputError` unless float `tensor` is finite and in [0, 1] (within `unit_range_tolerance`).
+
+    The message gives the tensor's real minimum and maximum, unrounded.
+    """
     values = tensor.detach()
     if not torch.isfinite(values).all():
         raise InvalidInputError(f"{name}: tensor contains NaN or Inf values")
     low, high = float(values.min()), float(values.max())
-    if low < 0.0 or high > 1.0:
+    tolerance = unit_range_tolerance(values.dtype)
+    if low < -tolerance or high > 1.0 + tolerance:
         raise InvalidInputError(
-            f"{name}: float tensors must hold values in [0, 1]; saw min {low:.4g}, max {high:.4g}. "
-            "If the image is in [0, 255] pass it as uint8 (accepted as such) or divide by 255; "
-            "if it is in [-1, 1] pass (x + 1) / 2"
+            f"{name}: float tensors must hold values in [0, 1] (rounding errors up to {tolerance:.3g} are accepted); "
+            f"its values range from {low!r} to {high!r}. If the image is in [0, 255] pass it as uint8 "
+            "(accepted as such) or divide by 255; if it is in [-1, 1] pass (x + 1) / 2"
         )
 
 

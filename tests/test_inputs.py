@@ -7,7 +7,9 @@ import io
 import numpy as np
 import pytest
 import torch
-from conftest import random_rgb
+
+import semantic_iqa
+from conftest import EXAMPLES, random_rgb
 from PIL import Image, ImageOps
 
 from semantic_iqa.errors import ImageLoadError, ImageNotFoundError, InvalidInputError, SemanticIQAError
@@ -93,8 +95,83 @@ def test_bad_inputs_raise_typed_errors(bad, error, message):
 
 
 def test_range_error_says_what_was_seen():
-    with pytest.raises(InvalidInputError, match=r"min 0, max 255"):
+    with pytest.raises(InvalidInputError, match=r"range from 0.0 to 255.0"):
         as_image_list(torch.tensor([0.0, 255.0]).repeat(3, 2, 1))
+
+
+@pytest.mark.parametrize(
+    "dtype,low,high",
+    [
+        (torch.float32, -1e-6, 1.0000001),  # x / x.max() and friends: one float32 step above 1
+        (torch.float64, 0.0, 1.0 + 1e-6),  # pyiqa's tolerance, exactly
+        (torch.bfloat16, 0.0, 1.0078125),  # one bfloat16 step above 1.0
+        (torch.float16, -0.0009765625, 1.0),  # one float16 step below 0
+    ],
+)
+def test_rounding_errors_just_outside_the_unit_range_are_accepted(dtype, low, high):
+    image = torch.tensor([low, high], dtype=torch.float64).to(dtype).repeat(3, 4, 2)
+    assert float(image.max()) > 1.0 or float(image.min()) < 0.0, "the test value must really be outside [0, 1]"
+    assert len(as_image_list(image, "ref")) == 1
+    assert as_float_batch(image, "ref").shape == (1, 3, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "dtype,value,shown",
+    [
+        (torch.float32, 1.00001, "1.00001"),  # ten float32 steps: not a rounding error of [0, 1]
+        (torch.float64, 1.0 + 3e-6, "1.000003"),
+        (torch.bfloat16, 1.015625, "1.015625"),  # two bfloat16 steps
+        (torch.float32, -0.001, "-0.001"),
+    ],
+)
+def test_values_beyond_rounding_are_refused_with_the_real_range(dtype, value, shown):
+    image = torch.full((3, 4, 4), 0.5, dtype=dtype)
+    image[0, 0, 0] = value
+    with pytest.raises(InvalidInputError, match="must hold values in") as caught:
+        as_image_list(image, "dist")
+    assert shown in str(caught.value), "the message shows the value unrounded"
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_float8_tensors_get_a_typed_error(dtype):
+    with pytest.raises(InvalidInputError, match=r"float8\) is not supported; convert it with .float\(\)") as caught:
+        as_image_list(torch.rand(2, 3, 8, 8).to(dtype), "ref")
+    assert str(caught.value).startswith("ref")
+
+
+@pytest.mark.filterwarnings("ignore:(Sparse CSR|The PyTorch API of nested tensors):UserWarning")
+def test_sparse_and_nested_tensors_get_typed_errors():
+    dense = torch.rand(3, 8, 8)
+    cases = {
+        "sparse_coo": dense.to_sparse(),
+        "sparse_csr": dense[0].to_sparse_csr(),
+        "nested": torch.nested.nested_tensor([dense, torch.rand(3, 4, 6)]),
+    }
+    for layout, tensor in cases.items():
+        with pytest.raises(InvalidInputError, match=f"{layout} tensors are not supported") as caught:
+            as_image_list(tensor, "ref")
+        assert ".to_dense()" in str(caught.value)
+        with pytest.raises(InvalidInputError, match=f"{layout} tensors"):
+            as_float_batch(tensor, "ref")
+
+
+def test_lazily_opened_pil_images_are_open_images(tmp_path):
+    """`Image.open(path)` decodes nothing until the pixels are needed; that is not a closed image."""
+    path = tmp_path / "img.png"
+    random_rgb(20, 10, seed=5).save(path)
+    lazy = Image.open(path)
+    assert as_image_list([lazy], "ref") == [lazy]
+    assert torch.equal(padded(lazy), padded(path))
+    with Image.open(path) as lazy_in_block:
+        assert torch.equal(padded(as_image_list(lazy_in_block, "ref")[0]), padded(path))
+
+
+def test_score_takes_images_straight_from_image_open(tiny_dir):
+    expected = semantic_iqa.score(EXAMPLES / "ref.png", EXAMPLES / "dist.png", weights=tiny_dir)
+    lazy = semantic_iqa.score(Image.open(EXAMPLES / "ref.png"), Image.open(EXAMPLES / "dist.png"), weights=tiny_dir)
+    assert lazy == expected
+    other = semantic_iqa.score(EXAMPLES / "ref.png", EXAMPLES / "ref.png", weights=tiny_dir)
+    assert abs(other - expected) > 1e-3, "the pair must score differently from an identical pair"
 
 
 def test_missing_file(tmp_path):

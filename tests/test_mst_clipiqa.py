@@ -164,8 +164,9 @@ def test_a_prompt_over_77_tokens_is_truncated_with_one_warning(model_b, pixels):
     [
         (None, "needs the generation prompt"),
         ("a cat", "list of 1 strings"),
-        (["a", "b"], "1 strings"),
-        ([3], "1 strings"),
+        (["a", "b"], "got 2 prompts for 1 images"),
+        ([3], r"prompts\[0\] is 3 \(int\), not a string"),
+        ([None], r"prompts\[0\] is None \(NoneType\), not a string"),
     ],
 )
 def test_variant_b_refuses_missing_or_malformed_prompts(model_b, pixels, prompts, match):

@@ -26,7 +26,7 @@ from torch import nn
 
 from ...backbones import CLIPTextEncoder, FrozenEncoder, ProjectedCLIPEncoder
 from ...errors import InvalidInputError, InvalidOptionError, WeightsFormatError
-from ...inputs import ImageLike, Images, as_float_batch
+from ...inputs import ImageLike, Images, as_float_batch, check_unit_range
 from ...metric import Metric, image_columns
 from ...preprocess import normalize
 from ...registry import MetricInfo, metric_info
@@ -247,11 +247,7 @@ class MSTCLIPIQA(Metric):
             raise InvalidInputError(
                 f"pixels must be [B, 3, {size}, {size}] (resized and centre-cropped); got {tuple(pixels.shape)}"
             )
-        low, high = float(pixels.detach().amin()), float(pixels.detach().amax())
-        if not (0.0 <= low and high <= 1.0):  # also catches NaN
-            raise InvalidInputError(
-                f"pixels must be in [0, 1] before normalisation (it happens inside); saw min {low:.4g}, max {high:.4g}"
-            )
+        check_unit_range(pixels, "pixels (normalisation happens inside)")
 
     def _check_prompts(self, prompts: Any, batch_size: int) -> None:
         if self.variant == "A":
@@ -262,8 +258,14 @@ class MSTCLIPIQA(Metric):
             raise InvalidInputError("MST-CLIPIQA variant B needs the generation prompt of every image (prompts=[...])")
         if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)):
             raise InvalidInputError(f"prompts must be a list of {batch_size} strings, got {type(prompts).__name__}")
-        if len(prompts) != batch_size or not all(isinstance(p, str) for p in prompts):
-            raise InvalidInputError(f"prompts must be {batch_size} strings, one per image; got {len(prompts)} items")
+        if len(prompts) != batch_size:
+            raise InvalidInputError(f"got {len(prompts)} prompts for {batch_size} images; pass one prompt per image")
+        for index, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                raise InvalidInputError(
+                    f"prompts[{index}] is {prompt!r} ({type(prompt).__name__}), not a string; "
+                    "every image needs the text prompt it was generated from"
+                )
 
     @torch.no_grad()
     def compute_text_features(self, text_encoder: CLIPTextEncoder, tokenizer: Any | None = None) -> torch.Tensor:
