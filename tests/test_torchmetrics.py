@@ -138,10 +138,15 @@ def test_no_reference_weights_stay_out_of_state_dict_and_in_eval_mode(mst_a_dir)
     holder.train()
     assert not metric.model.training
     assert sum(v.numel() for v in holder.state_dict().values()) == 0
-    holder.double()  # moves (and casts) the held model with the metric
-    assert next(metric.model.parameters()).dtype == torch.float64
+    metric.update(images)
+    expected = metric.compute()
+    metric.reset()
+    # torchmetrics' convention: a dtype cast of the owner (`.double()`) leaves metrics alone;
+    # only set_dtype() casts states. The held model keeps the precision it was loaded in.
+    holder.double()
+    assert next(metric.model.parameters()).dtype == torch.float32
     metric.update(images.double())
-    assert metric.compute().isfinite()
+    torch.testing.assert_close(metric.compute(), expected, rtol=0, atol=1e-5)
 
 
 def _free_port() -> int:
@@ -194,3 +199,49 @@ def test_no_reference_ddp_two_processes_equal_one_process(mst_a_dir, tmp_path: P
     expected = single.compute()
     for key in ("score", "srocc", "plcc"):
         assert synced[key].item() == pytest.approx(expected[key].item(), abs=1e-5), key
+
+
+@pytest.mark.parametrize("correlation", [False, True])
+def test_compute_before_any_update_is_nan_with_a_warning(tiny_dir, mst_a_dir, correlation):
+    """0 would read as a real (worst) score; nothing seen yet is no score at all."""
+    for metric in (DSSSQAMetric(tiny_dir, correlation=correlation), NoReferenceQualityMetric("mst_clipiqa", mst_a_dir)):
+        with pytest.warns(UserWarning, match="before the ``update``"):
+            result = metric.compute()
+        values = result.values() if isinstance(result, dict) else [result]
+        assert all(torch.isnan(value) for value in values)
+
+
+def test_plot_uses_torchmetrics_own_plotting(tiny_dir, mst_a_dir, tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    ref, dist_, _ = dataset(4)
+    fr = DSSSQAMetric(tiny_dir)
+    values = []
+    for index in range(2):
+        fr.update(dist_[index * 2 : index * 2 + 2], ref[index * 2 : index * 2 + 2])
+        values.append(fr.compute())
+    figure, axis = fr.plot(values)
+    low, high = axis.get_ylim()  # torchmetrics pads the bounds by a tenth of the range
+    assert (low, high) == pytest.approx((-0.5, 5.5)), "the y axis spans DSS-SQA's score range, not the data's"
+    figure.savefig(tmp_path / "fr.png")
+    nr = NoReferenceQualityMetric("mst_clipiqa", mst_a_dir)
+    nr.update(nr_dataset(4)[0])
+    figure, axis = nr.plot()
+    assert axis.get_ylim() == pytest.approx((0.6, 5.4))
+    figure.savefig(tmp_path / "nr.png")
+    assert (tmp_path / "fr.png").stat().st_size > 1000 and (tmp_path / "nr.png").stat().st_size > 1000
+
+
+def test_set_dtype_casts_the_states_not_the_metric(tiny_dir):
+    ref, dist_, labels = dataset(4)
+    single = DSSSQAMetric(tiny_dir, correlation=True)
+    single.update(dist_, ref, labels)
+    expected = single.compute()
+    double = DSSSQAMetric(tiny_dir, correlation=True).set_dtype(torch.float64)
+    double.update(dist_, ref, labels)
+    result = double.compute()
+    assert all(value.dtype == torch.float64 for value in result.values())
+    assert {p.dtype for p in double.model.parameters()} == {torch.float32}, "the metric keeps its precision"
+    for key, value in expected.items():
+        torch.testing.assert_close(result[key].float(), value, rtol=0, atol=1e-6)
+    assert expected["score"].dtype == torch.float32

@@ -34,11 +34,12 @@ from ..metrics.dss_sqa.model import DSSSQA, ImageFeatures
 from ..metrics.dss_sqa.reference_cache import ReferenceCache
 from ..registry import MetricInfo
 from . import load_no_reference_metric, no_reference_scores
+from .frozen import HoldsFrozenMetric
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
-class DSSSQALoss(nn.Module):
+class DSSSQALoss(HoldsFrozenMetric, nn.Module):
     """Differentiable DSS-SQA loss of distorted images against references (lower = better).
 
     Args:
@@ -50,6 +51,8 @@ class DSSSQALoss(nn.Module):
             instead of storing them (less memory, about one more forward pass of time).
         cache_references: keep reference features by content (for references that come back,
             e.g. a fixed training set); references never receive gradients either way.
+        clamp: clamp both images into [0, 1] instead of refusing values outside it (see
+            `clamp_unit_range`).
 
     The backbones and heads are frozen: no parameter of the metric receives a gradient, and
     the model stays in eval mode whatever `train()` is called on an enclosing module.
@@ -64,28 +67,22 @@ class DSSSQALoss(nn.Module):
         gate_penalty: float = 5.0,
         activation_checkpointing: bool = False,
         cache_references: bool = False,
+        clamp: bool = False,
     ) -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise InvalidOptionError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
         model = model if model is not None else DSSSQA.from_pretrained(weights, device="cpu")
-        # Held outside the module tree: the frozen weights (1.5 GB for the reference model)
-        # stay out of the enclosing model's state_dict and checkpoints; `_apply` moves them.
-        object.__setattr__(self, "_model", model.eval().requires_grad_(False))
+        self._hold_metric(model)  # frozen, and out of the enclosing model's parameters and state_dict
         self.reduction = reduction
         self.gate_penalty = gate_penalty
         self.activation_checkpointing = activation_checkpointing
+        self.clamp = clamp
         self.reference_cache = ReferenceCache(model) if cache_references else None
 
-    @property
-    def model(self) -> DSSSQA:
-        return self._model
-
-    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .double() also apply to the held model
-        self._model._apply(fn, *args, **kwargs)
-        if self.reference_cache is not None:
-            self.reference_cache.clear()
-        return super()._apply(fn, *args, **kwargs)
+    def _after_move(self) -> None:
+        if getattr(self, "reference_cache", None) is not None:
+            self.reference_cache.clear()  # features computed on the old device or dtype
 
     def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """Loss of `dist` (gradients flow into it) against `ref`.
@@ -97,6 +94,8 @@ class DSSSQALoss(nn.Module):
         Returns:
             The reduced loss (a scalar), or [B] values with reduction="none".
         """
+        if self.clamp:
+            dist, ref = clamp_unit_range(dist), clamp_unit_range(ref)
         dist = as_float_batch(dist, "dist")
         ref = as_float_batch(ref, "ref")
         check_same_length(ref, dist)
@@ -124,7 +123,7 @@ def _encode(model: DSSSQA, images: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return features.structure, features.semantic
 
 
-class NoReferenceQualityLoss(nn.Module):
+class NoReferenceQualityLoss(HoldsFrozenMetric, nn.Module):
     """Differentiable loss from a no-reference quality metric (lower = better).
 
     Args:
@@ -133,6 +132,8 @@ class NoReferenceQualityLoss(nn.Module):
         weights: weights folder or Hub repo id (`None` = the metric's default); or pass `model`.
         model: an already loaded model of that entry (e.g. `create_metric("mst_clipiqa", ...)`).
         reduction: "mean" (default), "sum" or "none" (one value per image).
+        clamp: clamp the images into [0, 1] instead of refusing values outside it (see
+            `clamp_unit_range`).
 
     The model is frozen: no parameter of it receives a gradient, and it stays in eval mode
     (and out of the enclosing module's `state_dict`) whatever `train()` is called on an
@@ -146,24 +147,16 @@ class NoReferenceQualityLoss(nn.Module):
         *,
         model: Metric | None = None,
         reduction: str = "mean",
+        clamp: bool = False,
     ) -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise InvalidOptionError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
         info, model = load_no_reference_metric(metric, weights, model)
-        # Held outside the module tree: the frozen weights stay out of the enclosing model's
-        # state_dict and checkpoints, and its `.train()` never reaches them; `_apply` moves them.
-        object.__setattr__(self, "_model", model)
+        self._hold_metric(model)  # frozen, and out of the enclosing model's parameters and state_dict
         self.info = info
         self.reduction = reduction
-
-    @property
-    def model(self) -> Metric:
-        return self._model
-
-    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .double() also apply to the held model
-        self._model._apply(fn, *args, **kwargs)
-        return super()._apply(fn, *args, **kwargs)
+        self.clamp = clamp
 
     def forward(self, images: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
         """Loss of `images` (gradients flow into them).
@@ -176,6 +169,8 @@ class NoReferenceQualityLoss(nn.Module):
         Returns:
             The reduced loss (a scalar), or [B] values with reduction="none"; lower is better.
         """
+        if self.clamp:
+            images = clamp_unit_range(images)
         scores = no_reference_scores(self.info, self._model, images, prompts)
         return reduce_loss(score_to_loss(scores, self.info), self.reduction)
 
@@ -193,8 +188,29 @@ def score_to_loss(scores: torch.Tensor, info: MetricInfo) -> torch.Tensor:
     return scores if low is None else scores - low
 
 
+def clamp_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """`images` clamped into [0, 1] in the forward pass, with gradients passed through unchanged.
+
+    A generator's output a little outside [0, 1] (no final sigmoid, or overshoot early in
+    training) is then scored as the image it would be displayed as, and the metric's
+    gradient still reaches every pixel (a plain clamp would give zero gradient outside the
+    range, exactly where the output is wrong). Non-tensors and integer tensors are returned
+    as they are, for the input checks to refuse.
+    """
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        return images
+    return images + (images.clamp(0.0, 1.0) - images).detach()
+
+
 def reduce_loss(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    """[B] per-item losses -> their mean or sum (a scalar), or themselves for "none"."""
+    """[B] per-item losses -> their mean or sum (a scalar), or themselves for "none".
+
+    Half-precision losses (bfloat16/float16 autocast) come back as float32: the reduction and
+    the optimizer's step then see the loss at full precision, as autocast does for its own
+    losses. float64 stays float64.
+    """
+    if loss.dtype in (torch.float16, torch.bfloat16):
+        loss = loss.float()
     if reduction == "mean":
         return loss.mean()
     return loss.sum() if reduction == "sum" else loss

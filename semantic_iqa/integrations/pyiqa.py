@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..registry import MetricInfo, create_metric, list_metrics, metric_info
+from .frozen import HoldsFrozenMetric
 
 # Names no pyiqa built-in uses: pyiqa's registry is keyed by class name, and a clash would
 # silently replace a built-in metric.
@@ -46,22 +47,26 @@ DSS_METRICS = {
 }
 
 
-class SemanticIQADSSSQA(nn.Module):
+class SemanticIQADSSSQA(HoldsFrozenMetric, nn.Module):
     """pyiqa arch: `forward(dist, ref)` -> [B] DSS-SQA scores in [0, 5], higher = better."""
 
     def __init__(self, weights: str | os.PathLike | None = None, revision: str | None = None, gate: str = "hard"):
         super().__init__()
+        from ..metrics.dss_sqa.config import check_gate_mode
         from ..metrics.dss_sqa.model import DSSSQA  # here, not at registration: it imports timm and transformers
 
+        check_gate_mode(gate)  # at create_metric, not at the first call; before any weights are read
         # A model of its own (not semantic_iqa's shared cache): pyiqa moves it to its device.
-        self.model = DSSSQA.from_pretrained(weights, revision=revision, device="cpu")
+        # Held frozen outside the module tree: in a user's model (`as_loss=True`) its optimizer,
+        # `.train()` and checkpoints never reach it (semantic_iqa.integrations.frozen).
+        self._hold_metric(DSSSQA.from_pretrained(weights, revision=revision, device="cpu"))
         self.gate = gate
 
     def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return self.model(ref, dist, gate=self.gate).score
 
 
-class SemanticIQANoReference(nn.Module):
+class SemanticIQANoReference(HoldsFrozenMetric, nn.Module):
     """pyiqa arch for a single-input no-reference metric of the registry (e.g. MST-CLIPIQA variant A).
 
     Args:
@@ -78,7 +83,7 @@ class SemanticIQANoReference(nn.Module):
         super().__init__()
         self.metric = metric
         # A model of its own on the CPU (not the shared cache): pyiqa moves it to its device.
-        self.model = create_metric(metric, weights, device="cpu", revision=revision)
+        self._hold_metric(create_metric(metric, weights, device="cpu", revision=revision))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images).score

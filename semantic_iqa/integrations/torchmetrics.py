@@ -30,9 +30,28 @@ from ..metric import Metric as SemanticIQAMetric
 from ..metrics.dss_sqa.model import DSSSQA
 from ..metrics.dss_sqa.reference_cache import ReferenceCache
 from . import load_no_reference_metric, no_reference_scores
+from .frozen import HoldsFrozenMetric
 
 
-class DSSSQAMetric(Metric):
+class _MeanScoreMetric(HoldsFrozenMetric, Metric):
+    """What both metrics share: frozen held model, states, `compute` and torchmetrics' own `plot`."""
+
+    _metric_follows_dtype = False  # set_dtype casts the states; the metric keeps its precision
+
+    def compute(self) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Mean score; with `correlation=True` a dict with "score", "srocc" and "plcc" (NaN before any update)."""
+        return _mean_and_correlations(self)
+
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """torchmetrics' plot of `val` (a `compute()` result or a list of them; default: `compute()` now).
+
+        The y axis spans the metric's score range where it is bounded. Needs matplotlib.
+        Returns (figure, axis).
+        """
+        return self._plot(val, ax)
+
+
+class DSSSQAMetric(_MeanScoreMetric):
     """Mean DSS-SQA score (0-5, higher = better), optionally with SROCC/PLCC against labels.
 
     Args:
@@ -65,23 +84,15 @@ class DSSSQAMetric(Metric):
     ) -> None:
         super().__init__(**kwargs)
         model = model if model is not None else DSSSQA.from_pretrained(weights, device="cpu")
-        # Held outside the module tree so the frozen weights stay out of checkpoints of the
-        # module that owns this metric; `_apply` moves them with the metric.
-        object.__setattr__(self, "_model", model.eval().requires_grad_(False))
+        self._hold_metric(model)  # frozen, and out of the owning module's parameters and state_dict
         self.gate = gate
         self.correlation = correlation
         self.reference_cache = ReferenceCache(model, max_cached_references) if cache_references else None
         _add_score_states(self, correlation)
 
-    @property
-    def model(self) -> DSSSQA:
-        return self._model
-
-    def _apply(self, fn, *args, **kwargs):
-        self._model._apply(fn, *args, **kwargs)
-        if self.reference_cache is not None:
-            self.reference_cache.clear()
-        return super()._apply(fn, *args, **kwargs)
+    def _after_move(self) -> None:
+        if getattr(self, "reference_cache", None) is not None:
+            self.reference_cache.clear()  # features computed on the old device or dtype
 
     def update(self, dist: torch.Tensor, ref: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """Add a batch: `dist` and `ref` are [B, C, H, W] floats in [0, 1]; `labels` [B] (MOS)."""
@@ -99,12 +110,8 @@ class DSSSQAMetric(Metric):
             self.scores.append(output.score.detach().float())
             self.labels.append(torch.as_tensor(labels, dtype=torch.float32, device=output.score.device).flatten())
 
-    def compute(self) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Mean score; with `correlation=True` a dict with "score", "srocc" and "plcc"."""
-        return _mean_and_correlations(self)
 
-
-class NoReferenceQualityMetric(Metric):
+class NoReferenceQualityMetric(_MeanScoreMetric):
     """Mean score of a no-reference metric of the registry, optionally with SROCC/PLCC against labels.
 
     Args:
@@ -137,9 +144,7 @@ class NoReferenceQualityMetric(Metric):
     ) -> None:
         super().__init__(**kwargs)
         info, model = load_no_reference_metric(metric, weights, model)
-        # Held outside the module tree so the frozen weights stay out of checkpoints of the
-        # module that owns this metric; `_apply` moves them with the metric.
-        object.__setattr__(self, "_model", model)
+        self._hold_metric(model)  # frozen, and out of the owning module's parameters and state_dict
         self.info = info
         # torchmetrics guards these as class constants (its __setattr__ refuses them); here they
         # depend on which registry entry was chosen, so they are set on the instance directly.
@@ -149,14 +154,6 @@ class NoReferenceQualityMetric(Metric):
         object.__setattr__(self, "plot_upper_bound", None if high is None else float(high))
         self.correlation = correlation
         _add_score_states(self, correlation)
-
-    @property
-    def model(self) -> SemanticIQAMetric:
-        return self._model
-
-    def _apply(self, fn, *args, **kwargs):
-        self._model._apply(fn, *args, **kwargs)
-        return super()._apply(fn, *args, **kwargs)
 
     def update(
         self, images: torch.Tensor, labels: torch.Tensor | None = None, *, prompts: list[str] | None = None
@@ -179,22 +176,25 @@ class NoReferenceQualityMetric(Metric):
             self.scores.append(score.detach().float())
             self.labels.append(torch.as_tensor(labels, dtype=torch.float32, device=score.device).flatten())
 
-    def compute(self) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Mean score; with `correlation=True` a dict with "score", "srocc" and "plcc"."""
-        return _mean_and_correlations(self)
-
 
 def _mean_and_correlations(metric: DSSSQAMetric | NoReferenceQualityMetric) -> torch.Tensor | dict[str, torch.Tensor]:
-    """The mean of the synced scores; with correlation, also SROCC and PLCC against the labels."""
-    mean = (metric.score_sum / metric.count.clamp(min=1)).float()
+    """The mean of the synced scores; with correlation, also SROCC and PLCC against the labels.
+
+    Nothing seen yet gives NaN (torchmetrics warns that `compute` came before `update`): any
+    number would read as a real score, and 0 is a valid worst one.
+    """
+    if metric.count == 0:
+        nan = metric.score_sum.new_tensor(float("nan"), dtype=metric.dtype)
+        return {"score": nan, "srocc": nan, "plcc": nan} if metric.correlation else nan
+    mean = (metric.score_sum / metric.count).to(metric.dtype)  # float32 unless set_dtype() chose another
     if not metric.correlation:
         return mean
     scores = dim_zero_cat(metric.scores).cpu().double().numpy()
     labels = dim_zero_cat(metric.labels).cpu().double().numpy()
     return {
         "score": mean,
-        "srocc": torch.tensor(stats.spearmanr(scores, labels).statistic, dtype=torch.float32),
-        "plcc": torch.tensor(stats.pearsonr(scores, labels).statistic, dtype=torch.float32),
+        "srocc": torch.tensor(stats.spearmanr(scores, labels).statistic, dtype=metric.dtype),
+        "plcc": torch.tensor(stats.pearsonr(scores, labels).statistic, dtype=metric.dtype),
     }
 
 
