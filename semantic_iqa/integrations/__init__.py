@@ -43,6 +43,18 @@ def register_available() -> None:
         sys.meta_path.insert(0, _PyiqaImportHook())
 
 
+def pyiqa_spec_that_registers(fullname: str, path: Any = None, target: ModuleType | None = None) -> ModuleSpec | None:
+    """pyiqa's module spec, with a loader that registers this package's metrics once pyiqa has run.
+
+    For the start-up hook (`_semantic_iqa_autoload`, run from a `.pth` file), which calls it
+    while `import pyiqa` looks for pyiqa: importing this package has just installed its
+    import hook (`register_available`), and that hook finds the spec.
+    """
+    register_available()
+    hook = next((finder for finder in sys.meta_path if isinstance(finder, _PyiqaImportHook)), None)
+    return hook.find_spec(fullname, path, target) if hook is not None else None
+
+
 def _register_with_pyiqa() -> None:
     """`semantic_iqa.integrations.pyiqa.register()`, warning instead of raising: pyiqa must keep working."""
     try:
