@@ -146,7 +146,8 @@ def test_blocked_pyiqa_installs_no_hook():
 
 
 def test_pyiqa_alone_finds_the_archs_through_the_entry_point_but_not_the_metric_names():
-    """What pyiqa (0.1.16) does without `import semantic_iqa`; docs/pyiqa.md says so.
+    """What pyiqa (0.1.16) does without `import semantic_iqa` and without our start-up hook
+    (switched off here; tests/test_packaging.py runs it); docs/pyiqa.md says so.
 
     `ARCH_REGISTRY.get` loads the `pyiqa.archs` entry points (ours registers everything), but
     `create_metric` checks `DEFAULT_CONFIGS` first and never reaches the registry.
@@ -167,7 +168,7 @@ def test_pyiqa_alone_finds_the_archs_through_the_entry_point_but_not_the_metric_
         "assert 'dss_sqa' in pyiqa.list_models()\n"
         "print('AFTER ENTRY POINT OK')"
     )
-    result = run_python(code, dict(os.environ))
+    result = run_python(code, {**os.environ, "SEMANTIC_IQA_PYIQA_AUTOLOAD": "0"})
     assert result.returncode == 0, result.stderr
     assert "REFUSED Metric dss_sqa not implemented yet." in result.stdout, result.stdout
     assert "AFTER ENTRY POINT OK" in result.stdout
