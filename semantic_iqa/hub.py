@@ -1,13 +1,17 @@
 """Fetching repos from the Hugging Face Hub, with errors a user can act on.
 
 All network access goes through `huggingface_hub.snapshot_download`: its cache, locking,
-`HF_HOME`/`HF_HUB_CACHE`, `HF_ENDPOINT`, `HF_HUB_OFFLINE` and tokens apply unchanged.
+`HF_HOME`/`HF_HUB_CACHE`, `HF_ENDPOINT`, `HF_HUB_OFFLINE` and tokens apply unchanged, and
+so do the keywords a `from_pretrained` call gives (`semantic_iqa.hub_access.hub_options`).
+A repo pinned to a commit hash is taken from the cache without asking the Hub when its
+snapshot there is complete.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, snapshot_download
@@ -22,9 +26,17 @@ from huggingface_hub.errors import (
 
 from ._version import __version__
 from .config import BACKBONE_CONFIG_FILE, BACKBONE_WEIGHT_FILES, BackboneSpec
-from .errors import NoPublishedWeightsError, WeightsCacheError, WeightsError, WeightsNotFoundError
+from .errors import (
+    HubUnreachableError,
+    NoPublishedWeightsError,
+    SemanticIQAError,
+    WeightsCacheError,
+    WeightsError,
+    WeightsNotFoundError,
+)
+from .hub_access import cache_folder, cached_commit_snapshot, current_hub_options, transport_errors
 from .registry import MetricInfo
-from .weights import weights_source
+from .weights import read_folder, weights_source
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
@@ -39,8 +51,14 @@ def snapshot(
     force_download: bool = False,
     local_files_only: bool = False,
     fetch_hint: str | None = None,
+    present: Callable[[Path], bool] | None = None,
 ) -> Path:
     """Local folder holding `repo_id` at `revision`, downloaded into the HF cache if needed.
+
+    The `hub_options` of the load in progress apply (token, cache folder; their
+    `force_download` / `local_files_only` add to these arguments). A `revision` that is a
+    commit hash is looked up in the cache first, and the Hub is asked only if the snapshot
+    there is missing or incomplete.
 
     Args:
         repo_id: the Hub repo.
@@ -51,6 +69,8 @@ def snapshot(
         local_files_only: never contact the Hub; only the cache.
         fetch_hint: how to get the repo when it is neither cached nor reachable (default:
             `semantic-iqa download` on a connected machine, then copy the cache).
+        present: for a pinned commit found in the cache: whether the snapshot folder holds
+            the files the caller needs (else the Hub is asked, as for a missing snapshot).
 
     Raises:
         WeightsNotFoundError: the repo, the revision or the cached copy (offline) is missing,
@@ -58,14 +78,26 @@ def snapshot(
         WeightsCacheError: the cache cannot be written (permission, read-only, disk full).
     """
     name = f"{repo_id}@{revision or 'main'}"
+    options = current_hub_options()
+    options = options._replace(
+        force_download=force_download or options.force_download,
+        local_files_only=local_files_only or options.local_files_only,
+    )
+    cache = cache_folder(options)
     try:
+        if not options.local_files_only and not constants.HF_HUB_OFFLINE:
+            cached = cached_commit_snapshot(repo_id, revision, allow_patterns, options, present)
+            if cached is not None:
+                return cached
         return Path(
             snapshot_download(
                 repo_id,
                 revision=revision,
                 allow_patterns=allow_patterns,
-                force_download=force_download,
-                local_files_only=local_files_only,
+                cache_dir=options.cache_dir,
+                token=options.token,
+                force_download=options.force_download,
+                local_files_only=options.local_files_only,
             )
         )
     except GatedRepoError:
@@ -85,27 +117,29 @@ def snapshot(
             "Hugging Face cache here, or use a local weights folder"
         )
         raise WeightsNotFoundError(
-            f"{what}: {name} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-            f"{_why_not_reached()}; {hint}"
+            f"{what}: {name} is not in the Hugging Face cache ({cache}) and "
+            f"{_why_not_reached(options.local_files_only and not constants.HF_HUB_OFFLINE)}; {hint}"
         ) from None
     except HfHubHTTPError as exc:
         raise WeightsError(f"{what}: the Hub refused {name}: {exc}".splitlines()[0]) from None
     except OSError as exc:
         if exc.errno in _NO_SPACE:
             raise WeightsCacheError(
-                f"{what}: no space left while writing {name} to the Hugging Face cache ({constants.HF_HUB_CACHE}); "
+                f"{what}: no space left while writing {name} to the Hugging Face cache ({cache}); "
                 "free some space or point HF_HUB_CACHE at a larger disk"
             ) from None
         if exc.errno in _NOT_WRITABLE:
             raise WeightsCacheError(
-                f"{what}: cannot write {name} to the Hugging Face cache ({constants.HF_HUB_CACHE}): {exc.strerror}; "
+                f"{what}: cannot write {name} to the Hugging Face cache ({cache}): {exc.strerror}; "
                 "point HF_HUB_CACHE at a writable folder"
             ) from None
         raise
 
 
-def _why_not_reached() -> str:
-    """Why the Hub was not asked, in words: the offline switch when it is set, else the network."""
+def _why_not_reached(local_files_only: bool = False) -> str:
+    """Why the Hub was not asked, in words: the offline switch, `local_files_only`, else the network."""
+    if local_files_only:
+        return "local_files_only=True, so the Hub was not contacted"
     if constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set, so the Hub was not contacted (unset it to download)"
     return f"the Hub ({constants.ENDPOINT}) cannot be reached"
@@ -129,7 +163,20 @@ def snapshot_backbone(
     names = BACKBONE_WEIGHT_FILES.get(spec.library)
     if names is None:
         raise WeightsError(f"backbone {spec.name}: unknown library {spec.library!r}")
-    options = {"force_download": force_download, "local_files_only": local_files_only, "fetch_hint": fetch_hint}
+
+    def present(folder: Path) -> bool:  # what loading needs, for a cached commit with no file listing
+        return (
+            (folder / BACKBONE_CONFIG_FILE).is_file()
+            and any((folder / name).is_file() for name in names)
+            and (not extra_files or any((folder / name).is_file() for name in extra_files))
+        )
+
+    options = {
+        "force_download": force_download,
+        "local_files_only": local_files_only,
+        "fetch_hint": fetch_hint,
+        "present": present,
+    }
     what = f"backbone {spec.name}"
     folder = snapshot(
         spec.repo_id,
@@ -184,13 +231,22 @@ def locate_weights(
 def fetch_weights(name: str, revision: str | None, info: MetricInfo | None, **options) -> Path:
     """`snapshot` of a weights repo; a missing default repo of `info` becomes `NoPublishedWeightsError`."""
     try:
-        return snapshot(name, revision=revision, what="weights", **options)
+        return snapshot(name, revision=revision, what="weights", present=_weights_files_present, **options)
     except WeightsCacheError:
         raise
     except WeightsNotFoundError:
         if info is None or info.default_weights is None or name != info.default_weights.repo_id:
             raise
         raise NoPublishedWeightsError(no_published_weights_message(info)) from None
+
+
+def _weights_files_present(folder: Path) -> bool:
+    """Whether a weights snapshot holds its `config.json` and every file that lists (sha256s are checked on load)."""
+    try:
+        contents = read_folder(folder)
+    except SemanticIQAError:
+        return False
+    return all((folder / entry["file"]).is_file() for entry in [*contents.head_files, *contents.backbone_files])
 
 
 def no_published_weights_message(info: MetricInfo) -> str:
@@ -229,4 +285,10 @@ def push_folder(
         raise WeightsError(f"cannot push to {repo_id}: HF_HUB_OFFLINE is set") from None
     except HfHubHTTPError as exc:
         raise WeightsError(f"push to {repo_id} failed: {exc}".splitlines()[0]) from None
+    except transport_errors() as exc:  # connection refused, DNS, timeout, proxy: before any HTTP answer
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise HubUnreachableError(
+            f"cannot push to {repo_id}: the Hub ({constants.ENDPOINT}) cannot be reached ({reason}); "
+            "check the network connection, proxy settings and HF_ENDPOINT, then push again"
+        ) from None
     return commit.commit_url

@@ -16,6 +16,7 @@ A metric is an `nn.Module` subclass of `Metric` that says what it is made of:
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -28,12 +29,14 @@ from torch import nn
 from .backbones import FrozenEncoder
 from .config import BackboneSpec
 from .devices import resolve_device
-from .errors import InvalidOptionError, WeightsFormatError
+from .errors import InvalidOptionError, UnknownOptionError, WeightsConfigError, WeightsFormatError
 from .hub import push_folder, resolve_weights
+from .hub_access import hub_options
 from .inputs import ImageLike, as_image_list, check_same_length
+from .outputs import check_output_folder
 from .registry import MetricInfo, metric_info
 from .scoring import iterate_batches
-from .weights import check_writable, checked_file, read_folder, read_head_files, write_folder
+from .weights import CONFIG_NAME, check_folder_files, read_folder, read_head_files, write_folder
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -95,23 +98,49 @@ class Metric(nn.Module):
         device: str | torch.device | None = None,
         precision: str = "fp32",
         metric: MetricInfo | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        force_download: bool = False,
         **options: Any,
     ) -> Metric:
         """Load a weights folder (local path or Hub repo id; `None` = the metric's default).
 
         The model comes back in eval mode on `device` ("auto" = CUDA if available), its
         backbones in `precision` ("fp32", or "bf16": faster on GPUs; heads stay float32).
-        Every listed file is checked against its sha256 first.
+        The folder is untrusted input: every setting is checked (type, and the range the
+        architecture allows: `WeightsConfigError`), and every file it names must lie inside it
+        and have its recorded sha256 (`WeightsIntegrityError`), all before any backbone is built.
+
+        `revision`, `token`, `cache_dir`, `local_files_only` and `force_download` mean what they
+        mean in `huggingface_hub.ModelHubMixin.from_pretrained`; all but `revision` (the weights
+        repo's) also apply to the Hub backbones the weights reference. Other keywords are the
+        metric's options (`from_parts`); an unknown one raises `UnknownOptionError` (a `TypeError`)
+        before anything is downloaded.
         """
+        _check_options(cls, options)
         target = resolve_device(device)
-        folder = resolve_weights(name_or_path, revision, metric or metric_info(cls.name))
-        contents = read_folder(folder)
-        if contents.metric != cls.name:
-            raise WeightsFormatError(f"{folder} holds {contents.metric!r} weights, not {cls.name!r}")
-        config = cls.config_class.from_dict(contents.settings)
-        for entry in contents.backbone_files:
-            checked_file(folder, entry)
-        encoders = {role: cls.load_encoder(role, spec, folder) for role, spec in config.backbone_specs().items()}
+        with hub_options(
+            token=token, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download
+        ):
+            folder = resolve_weights(name_or_path, revision, metric or metric_info(cls.name))
+            contents = read_folder(folder)
+            if contents.metric != cls.name:
+                raise WeightsFormatError(f"{folder} holds {contents.metric!r} weights, not {cls.name!r}")
+            config_path = folder / CONFIG_NAME
+            try:
+                config = cls.config_class.from_dict(contents.settings)
+            except WeightsConfigError as exc:
+                raise exc.in_file(config_path) from None
+            specs = config.backbone_specs()
+            check_folder_files(folder, contents, [spec.path for spec in specs.values() if spec.path is not None])
+            encoders = {role: cls.load_encoder(role, spec, folder) for role, spec in specs.items()}
+        check_encoders = getattr(config, "check_encoders", None)  # settings that must fit the built backbones
+        if check_encoders is not None:
+            try:
+                check_encoders(encoders)
+            except WeightsConfigError as exc:
+                raise exc.in_file(config_path) from None
         model = cls.from_parts(config, encoders, **options)
         try:
             model.load_head_parts(read_head_files(folder, contents.head_files))
@@ -119,10 +148,15 @@ class Metric(nn.Module):
             raise WeightsFormatError(f"{folder}: head tensors do not fit: {exc}") from None
         return model.to(target).set_precision(precision).eval()
 
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Write a complete weights folder that `from_pretrained` reads; returns its path."""
+    def save_pretrained(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write a complete weights folder that `from_pretrained` reads; returns its path.
+
+        `folder` may be missing, empty, or a weights folder of this metric (rewritten); any
+        other non-empty folder (another metric's weights, other files) only with `overwrite`
+        (`semantic_iqa.outputs.check_output_folder`).
+        """
         folder = Path(folder)
-        check_writable(folder)
+        check_output_folder(folder, metric=self.name, overwrite=overwrite)
         folder.mkdir(parents=True, exist_ok=True)
         stored = []
         encoders = self.frozen_encoders()
@@ -207,6 +241,26 @@ class Metric(nn.Module):
                 raise batch.failures[0][1]
             outputs.append(self.score_batch(batch.images, batch.extras, **options))
         return outputs
+
+
+def _check_options(cls: type[Metric], options: dict[str, Any]) -> None:
+    """Refuse keywords `cls.from_parts` does not take, naming `from_pretrained` (not an internal function)."""
+    parameters = inspect.signature(cls.from_parts).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [
+        name
+        for name, p in parameters.items()
+        if name not in ("config", "encoders")
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    unknown = [name for name in options if name not in accepted]
+    if unknown:
+        own = "revision, device, precision, metric, token, cache_dir, local_files_only, force_download"
+        raise UnknownOptionError(
+            f"{cls.__name__}.from_pretrained() got an unexpected keyword argument {unknown[0]!r}; it takes "
+            f"{own}{''.join(f', {name}' for name in accepted)}"
+        )
 
 
 def image_columns(names: Sequence[str], values: Sequence[Any]) -> dict[str, list[ImageLike]]:

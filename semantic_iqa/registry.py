@@ -43,6 +43,9 @@ class MetricInfo:
         weights_env_var: environment variable that overrides the default weights.
         no_weights_help: what to do when no weights are given and none can be had.
         inputs: names of the per-item inputs, in call order.
+        option_settings: scoring options whose default is one of the weights' settings: option
+            -> dotted path of that setting in the config's `to_dict()` (e.g. `{"gate": "gate.mode"}`).
+            A job given such an option at its default is the same job as one without it.
     """
 
     name: str
@@ -57,6 +60,7 @@ class MetricInfo:
     weights_env_var: str | None = None
     no_weights_help: str = ""
     inputs: tuple[str, ...] = ("ref", "dist")
+    option_settings: dict[str, str] = field(default_factory=dict)
 
     def metric_class(self) -> type[nn.Module]:
         """Import and return the metric's class (a `semantic_iqa.metric.Metric` subclass)."""

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,7 +28,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import InvalidOptionError, WeightsError, WeightsFormatError, WeightsIntegrityError, WeightsNotFoundError
+from .config_fields import RelativePath, Text, parse_fields
+from .errors import (
+    InvalidOptionError,
+    WeightsConfigError,
+    WeightsFormatError,
+    WeightsIntegrityError,
+    WeightsNotFoundError,
+)
+from .weights_files import check_stored_backbone, inside_folder
 
 FORMAT_NAME = "semantic-iqa"
 FORMAT_VERSION = 2
@@ -38,6 +47,11 @@ HEADS_DIR = "heads"
 _ENVELOPE = ("format", "format_version", "metric", "head_files", "fold_files", "backbone_files")
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# config.json is read whole: a real one is a few kB (settings, one line per listed file), so
+# 16 MB is far beyond any, and a bigger file is not read into memory at all.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+# A file entry of head_files / backbone_files: a path inside the folder and its sha256.
+FILE_ENTRY_FIELDS = {"file": RelativePath(), "sha256": Text(64, 64, r"[0-9a-f]{64}", "a sha256 (64 hex digits)")}
 
 
 def weights_source(name_or_path: str | os.PathLike, revision: str | None = None) -> tuple[Path | None, str, str | None]:
@@ -81,13 +95,18 @@ class FolderContents(NamedTuple):
     backbone_files: list[dict[str, str]]  # every file of the locally stored backbones
 
 
-def check_writable(folder: Path) -> None:
-    """Refuse to write weights into a non-empty folder that is not already a weights folder.
-
-    Never scatter files over (or overwrite the config.json of) something else.
-    """
-    if folder.is_dir() and any(folder.iterdir()) and not is_weights_folder(folder):
-        raise WeightsError(f"refusing to write weights into {folder}: it is not empty and not a weights folder")
+def weights_folder_metric(folder: Path) -> str | None:
+    """The metric a weights folder holds (a version-1 folder: "dss_sqa"); `None` if it is not one."""
+    try:
+        if (folder / CONFIG_NAME).stat().st_size > MAX_CONFIG_BYTES:  # not one of ours; not read into memory
+            return None
+        raw = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or raw.get("format") not in (FORMAT_NAME, LEGACY_FORMAT[0]):
+        return None
+    metric = raw.get("metric", "dss_sqa" if raw.get("format") == LEGACY_FORMAT[0] else None)
+    return metric if isinstance(metric, str) else None
 
 
 def read_folder(folder: Path) -> FolderContents:
@@ -95,10 +114,16 @@ def read_folder(folder: Path) -> FolderContents:
     config_path = folder / CONFIG_NAME
     if not config_path.is_file():
         raise WeightsNotFoundError(f"weights folder {folder} has no {CONFIG_NAME}")
+    size = config_path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise WeightsFormatError(
+            f"{config_path} is {size:,} bytes; a weights config.json is a few kB (at most {MAX_CONFIG_BYTES:,} "
+            "read, MAX_CONFIG_BYTES): this is not one"
+        )
     try:
         raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WeightsFormatError(f"{config_path} is not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise WeightsFormatError(f"{config_path} is not valid JSON: {str(exc) or 'nested too deep'}") from None
     if not isinstance(raw, dict):
         raise WeightsFormatError(f"{config_path} must hold a JSON object")
     found = (raw.get("format"), raw.get("format_version"))
@@ -118,20 +143,26 @@ def read_folder(folder: Path) -> FolderContents:
     backbone_files = raw.get("backbone_files", [])
     if not isinstance(head_files, list) or not isinstance(backbone_files, list):
         raise WeightsFormatError(f"{config_path}: 'head_files' and 'backbone_files' must be lists")
-    for entry in [*head_files, *backbone_files]:
-        if not (
-            isinstance(entry, dict) and isinstance(entry.get("file"), str) and isinstance(entry.get("sha256"), str)
-        ):
-            raise WeightsFormatError(
-                f"{config_path}: file entries must be {{'file': ..., 'sha256': ...}}, got {entry!r}"
-            )
+    heads_key = "fold_files" if found == LEGACY_FORMAT else "head_files"
+    for key, entries in ((heads_key, head_files), ("backbone_files", backbone_files)):
+        for index, entry in enumerate(entries):
+            if not (
+                isinstance(entry, dict) and isinstance(entry.get("file"), str) and isinstance(entry.get("sha256"), str)
+            ):
+                raise WeightsFormatError(
+                    f"{config_path}: file entries must be {{'file': ..., 'sha256': ...}}, got {entry!r}"
+                )
+            try:  # a path inside the folder ("../x" loaded from outside it) and a real sha256
+                parse_fields(FILE_ENTRY_FIELDS, entry, prefix=f"{key}[{index}].")
+            except WeightsConfigError as exc:
+                raise exc.in_file(config_path) from None
     settings = {key: value for key, value in raw.items() if key not in _ENVELOPE}
     return FolderContents(metric, settings, head_files, backbone_files)
 
 
 def checked_file(folder: Path, entry: dict[str, str]) -> Path:
-    """Path of one listed file, after checking it exists and has the sha256 recorded for it."""
-    path = folder / entry["file"]
+    """Path of one listed file, after checking it exists, lies in `folder` and has the sha256 recorded for it."""
+    path = inside_folder(folder, entry["file"])
     if not path.is_file():
         raise WeightsNotFoundError(f"weights folder {folder} lacks the file {entry['file']}")
     actual = sha256_file(path)
@@ -141,6 +172,24 @@ def checked_file(folder: Path, entry: dict[str, str]) -> Path:
             "was changed: for a Hub model run `semantic-iqa download REPO_ID --force`, else export the folder again"
         )
     return path
+
+
+def check_folder_files(folder: Path, contents: FolderContents, stored: Iterable[str]) -> None:
+    """Check every file that loading the folder will read, before anything is built from them.
+
+    Every listed file (heads, backbones) lies inside the folder and has its recorded sha256;
+    every stored backbone sub-folder (`stored`: the backbones' `path`s) lies inside it too and
+    holds listed files only, since the backbone libraries read whatever they find there.
+
+    Raises:
+        WeightsNotFoundError: a listed file or a stored backbone's sub-folder is missing.
+        WeightsIntegrityError: a file has another sha256, is not listed, or a link leads out.
+    """
+    for entry in [*contents.head_files, *contents.backbone_files]:
+        checked_file(folder, entry)
+    listed = {entry["file"] for entry in contents.backbone_files}
+    for sub_folder in stored:
+        check_stored_backbone(folder, sub_folder, listed)
 
 
 def read_head_files(folder: Path, head_files: list[dict[str, str]]) -> list[dict[str, torch.Tensor]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from semantic_iqa import DSSSQA
 from semantic_iqa.metrics.dss_sqa.tiny import make_tiny
@@ -63,3 +63,29 @@ def offline_env(cache: Path, **extra: str) -> dict[str, str]:
 def run_python(code: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter (environment variables are read at import time)."""
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# -- a job's folders of pairs (tests/test_jobs.py, tests/test_job_files.py) -------------------------
+
+PAIRS = 12
+
+
+def pair_images(photo: Image.Image, index: int) -> tuple[Image.Image, Image.Image]:
+    """A small reference and its distortion (blur, or a mirror: the tiny model scores these 0 to 3)."""
+    ref = photo.rotate(10 * index).resize((64, 48))
+    if index % 2:
+        return ref, ref.filter(ImageFilter.GaussianBlur(index % 4))
+    return ref, ref.transpose(Image.Transpose.FLIP_LEFT_RIGHT).filter(ImageFilter.GaussianBlur(1))
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory, photo) -> tuple[Path, Path]:
+    """REF/DIST folders: PAIRS pairs, a third in a subfolder, the distorted ones as JPEG (another extension)."""
+    root = tmp_path_factory.mktemp("pairs")
+    for i in range(PAIRS):
+        sub = "city/" if i % 3 == 0 else ""
+        ref, dist = pair_images(photo, i)
+        for path, image in ((root / "R" / f"{sub}{i:03d}.png", ref), (root / "D" / f"{sub}{i:03d}.jpg", dist)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.save(path)
+    return root / "R", root / "D"

@@ -28,6 +28,7 @@ class FakeHub:
         self.errors: dict[str, tuple[int, str]] = {}
         self.pinned_commits: dict[str, str] = {}  # repo_id -> the commit hash it is served at
         self.requests: list[str] = []
+        self.authorizations: list[str | None] = []  # each request's Authorization header, in order
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,6 +67,7 @@ class FakeHub:
     def _receive(self, handler: BaseHTTPRequestHandler) -> None:
         path = unquote(urlparse(handler.path).path)
         self.requests.append(f"POST {path}")
+        self.authorizations.append(handler.headers.get("Authorization"))
         body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "validate-yaml"]:  # the model card's metadata, checked before a commit
@@ -109,6 +111,7 @@ class FakeHub:
     def _answer(self, handler: BaseHTTPRequestHandler, with_body: bool) -> None:
         path = unquote(urlparse(handler.path).path)
         self.requests.append(f"{handler.command} {path}")
+        self.authorizations.append(handler.headers.get("Authorization"))
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "models"]:
             repo_id, rest = "/".join(parts[2:4]), parts[4:]

@@ -47,7 +47,12 @@ def test_score_json(tiny_dir, folders, capsys):
         == 0
     )
     record = json.loads(capsys.readouterr().out)
-    assert set(record) == {"score", "fold_scores", "fold_std", "cos_sim", "gated"}
+    assert set(record) == {"metric", "ref", "dist", "score", "fold_scores", "fold_std", "cos_sim", "gated"}
+    assert (record["metric"], record["ref"], record["dist"]) == (
+        "dss_sqa",
+        str(ref / "000001.png"),
+        str(dist / "000001.png"),
+    )
     expected = semantic_iqa.score(ref / "000001.png", dist / "000001.png", weights=tiny_dir, device="cpu", gate="soft")
     assert record["score"] == pytest.approx(expected, abs=1e-5)
 
@@ -77,10 +82,11 @@ def test_score_dir(tiny_dir, folders, tmp_path, capsys, workers):
     assert document["only_in_ref"] == ["only_ref.png"] and (document["ok"], document["failed"]) == (3, 0)
     assert document["mean_score"] == pytest.approx(sum(float(r["score"]) for r in rows) / 3, abs=1e-9)
     assert (document["metric"], document["package_version"]) == ("dss_sqa", semantic_iqa.__version__)
-    assert f"scored 3 pair(s), mean score {document['mean_score']:.4f}" in captured.out
+    assert f"scored 3 pair(s), mean score {document['mean_score']:.4f}" in captured.err
+    assert captured.out == "", "stdout carries only what a program reads (--json -)"
 
 
-def test_score_dir_keeps_going_past_a_corrupt_image_and_exits_2(tiny_dir, folders, tmp_path, capsys):
+def test_score_dir_keeps_going_past_a_corrupt_image_and_exits_1(tiny_dir, folders, tmp_path, capsys):
     ref, dist = folders
     broken = tmp_path / "Dist"
     shutil.copytree(dist, broken)
@@ -88,7 +94,7 @@ def test_score_dir_keeps_going_past_a_corrupt_image_and_exits_2(tiny_dir, folder
     out = tmp_path / "results.csv"
     status = main(score_dir_argv(ref, broken, out, tiny_dir, "--workers", "0"))
     err_lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert status == 2 and len(err_lines) == 1 and "1 of 3 pair(s)" in err_lines[0]
+    assert status == 1 and len(err_lines) == 1 and "1 of 3 pair(s)" in err_lines[0]  # done, not all of it
     rows = {r["id"]: r for r in csv.DictReader(out.open())}
     assert rows["000001"]["score"] == "" and "cannot decode" in rows["000001"]["status"]
     # The pairs around the broken one keep their own scores (the three rows' scores differ

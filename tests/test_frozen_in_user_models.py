@@ -82,7 +82,10 @@ def update_then_l1(iqa, restored, ref):
 
 
 ADAPTERS = {
-    "pyiqa dss_sqa as_loss": (lambda d, m: pyiqa.create_metric("dss_sqa", as_loss=True, weights=d, device="cpu"), fr_loss),
+    "pyiqa dss_sqa as_loss": (
+        lambda d, m: pyiqa.create_metric("dss_sqa", as_loss=True, weights=d, device="cpu"),
+        fr_loss,
+    ),
     "pyiqa mst_clipiqa as_loss": (
         lambda d, m: pyiqa.create_metric("mst_clipiqa", as_loss=True, weights=m, device="cpu"),
         nr_loss,

@@ -7,11 +7,10 @@ import io
 import numpy as np
 import pytest
 import torch
-
-import semantic_iqa
 from conftest import EXAMPLES, random_rgb
 from PIL import Image, ImageOps
 
+import semantic_iqa
 from semantic_iqa.errors import ImageLoadError, ImageNotFoundError, InvalidInputError, SemanticIQAError
 from semantic_iqa.inputs import as_float_batch, as_image_list, check_same_length, is_single_image, load_padded
 from semantic_iqa.preprocess import pil_to_tensor, resize_pad_pil

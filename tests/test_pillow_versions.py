@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -161,3 +161,11 @@ def test_core_works_without_pyiqa(tiny_dir):
     result = run_python(code, dict(os.environ))
     assert result.returncode == 0, result.stderr
     assert "SCORE" in result.stdout
+
+
+def test_a_wrong_option_fails_at_create_metric_before_any_weights_are_read(tmp_path):
+    """Not at the first call, minutes into an evaluation script; and not as "weights not found"."""
+    from semantic_iqa.errors import InvalidOptionError
+
+    with pytest.raises(InvalidOptionError, match="unknown gate mode 'medium'"):
+        pyiqa.create_metric("dss_sqa", gate="medium", weights=tmp_path / "no-such-folder", device="cpu")

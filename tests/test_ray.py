@@ -155,6 +155,14 @@ def test_local_ray_listens_on_loopback_only(ray_instance: None) -> None:
     assert ray.util.get_node_ip_address() == "127.0.0.1"
 
 
+def test_a_real_ray_head_passes_the_address_check(ray_instance: None) -> None:
+    """`--ray-address` is probed before `ray.init` (tests/test_ray_address.py); a real GCS must pass it."""
+    from semantic_iqa.ray.address import check_ray_address
+
+    address = ray.get_runtime_context().gcs_address  # the local instance's GCS, on 127.0.0.1
+    assert check_ray_address(address).port == int(address.rsplit(":", 1)[1])
+
+
 # -- the scorer as a plain callable (no Ray actors: any batch format, failures kept) -------------
 
 
@@ -294,3 +302,36 @@ def test_resume_refuses_another_models_results_and_accepts_the_local_engines(
         run_ray_job(DSS, str(tiny_dir), {"gate": "off"}, items, out, resume=True, progress=False)
     with pytest.raises(InvalidInputError, match="--resume"):
         run_ray_job(DSS, str(tiny_dir), {}, items, out, progress=False)  # neither resume nor overwrite
+
+
+def test_resume_is_locked_and_repairs_duplicates_and_dropped_items_without_starting_ray(
+    tiny_dir: Path, pair_files: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """The Ray engine plans resume like the local one (tests/test_job_files.py): one writer, one row per id."""
+    import subprocess
+    import sys
+
+    from semantic_iqa.errors import ResultLockedError
+    from semantic_iqa.jobs.lock import lock_path
+
+    items = job_items(pair_files, 4, "d")
+    out = tmp_path / "scores.csv"
+    run_job(DSS, create_metric("dss_sqa", tiny_dir, device="cpu"), items, out, weights_folder=tiny_dir, progress=False)
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines + lines[1:3]))  # two rows written twice
+
+    hold = "import sys, time, filelock; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); print(1, flush=True)"
+    hold += "; time.sleep(99)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(lock_path(out))], stdout=subprocess.PIPE)
+    try:
+        holder.stdout.readline()  # another run holds the result now
+        with pytest.raises(ResultLockedError, match="another run"):
+            run_ray_job(DSS, str(tiny_dir), {}, items, out, resume=True, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+
+    # Nothing left to score (so no Ray): item d00003 left the job, and `gate=hard` is the default spelt out.
+    summary = run_ray_job(DSS, str(tiny_dir), {"gate": "hard"}, items[:3], out, resume=True, progress=False)
+    assert (summary["skipped"], summary["ok"], summary["total"]) == (3, 3, 3)
+    assert sorted(line.split(",")[0] for line in out.read_text().splitlines()[1:]) == ["d00000", "d00001", "d00002"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,40 @@ class FrozenEncoder(nn.Module):
             raise WeightsFormatError(
                 f"backbone {spec.name}: cannot load {folder}: {str(exc).splitlines()[0]}; {hint}"
             ) from None
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet_blocks = 0  # `quiet_transformers_bars` blocks open now, in any thread
+_hook_before: Any = None  # transformers' tqdm hook when the first of them opened
+
+
+@contextmanager
+def quiet_transformers_bars() -> Iterator[None]:
+    """No transformers progress bars ("Loading weights", "Writing model shards") inside the block.
+
+    A library prints nothing on its own; the command line decides what to show. Nothing global
+    changes for good: transformers' tqdm hook (`set_tqdm_hook`, transformers 5) is swapped for
+    one that makes silent bars and put back when the last open block (of any thread) closes.
+    `transformers.utils.logging.disable_progress_bar` is not used: it also switches off
+    huggingface_hub's download bars for the whole process (and warns where
+    HF_HUB_DISABLE_PROGRESS_BARS=0). transformers 4 has no hook, and no bars for one-file loads.
+    """
+    global _quiet_blocks, _hook_before
+    set_hook = getattr(transformers_logging, "set_tqdm_hook", None)
+    if set_hook is None:
+        yield
+        return
+    with _QUIET_LOCK:
+        if _quiet_blocks == 0:
+            _hook_before = set_hook(lambda factory, args, kwargs: transformers_logging.EmptyTqdm(*args, **kwargs))
+        _quiet_blocks += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_blocks -= 1
+            if _quiet_blocks == 0:
+                set_hook(_hook_before)
 
 
 def weights_file(folder: Path, library: str) -> Path:
@@ -135,12 +172,13 @@ def load_transformers_checked(model_class: type, folder: Path, tower: str) -> An
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()  # the other tower's skipped tensors are expected
     try:
-        model, loading = model_class.from_pretrained(
-            str(folder),
-            use_safetensors=weights.suffix == ".safetensors",
-            weights_only=True,
-            output_loading_info=True,
-        )
+        with quiet_transformers_bars():
+            model, loading = model_class.from_pretrained(
+                str(folder),
+                use_safetensors=weights.suffix == ".safetensors",
+                weights_only=True,
+                output_loading_info=True,
+            )
     finally:
         transformers_logging.set_verbosity(verbosity)
     # transformers would leave missing tensors randomly initialised: never score with those.

@@ -15,7 +15,13 @@ from transformers import (
 
 from ..config import BACKBONE_CONFIG_FILE
 from ..errors import WeightsFormatError, WeightsNotFoundError
-from .base import CLIP_CONTEXT_LENGTH, CLIP_TOKENIZER_FILES, FrozenEncoder, load_transformers_checked
+from .base import (
+    CLIP_CONTEXT_LENGTH,
+    CLIP_TOKENIZER_FILES,
+    FrozenEncoder,
+    load_transformers_checked,
+    quiet_transformers_bars,
+)
 
 
 def load_clip_tokenizer(folder: Path | str) -> Any:
@@ -83,7 +89,8 @@ class CLIPTextEncoder(FrozenEncoder):
 
     def save(self, folder: Path) -> None:
         """`save_pretrained` of the model (safetensors) and of the tokenizer, into one folder."""
-        self.model.save_pretrained(str(folder), safe_serialization=True)
+        with quiet_transformers_bars():
+            self.model.save_pretrained(str(folder), safe_serialization=True)
         self.tokenizer.save_pretrained(str(folder))
 
 

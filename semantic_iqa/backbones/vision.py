@@ -16,7 +16,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from .base import FrozenEncoder, load_transformers_checked, weights_file
+from .base import FrozenEncoder, load_transformers_checked, quiet_transformers_bars, weights_file
 
 
 class StructureEncoder(FrozenEncoder):
@@ -81,7 +81,8 @@ class SemanticEncoder(FrozenEncoder):
         return cls(load_transformers_checked(CLIPVisionModel, folder, "vision"))
 
     def save(self, folder: Path) -> None:
-        self.model.save_pretrained(str(folder), safe_serialization=True)
+        with quiet_transformers_bars():
+            self.model.save_pretrained(str(folder), safe_serialization=True)
 
 
 class ProjectedCLIPEncoder(FrozenEncoder):
@@ -112,4 +113,5 @@ class ProjectedCLIPEncoder(FrozenEncoder):
         return cls(load_transformers_checked(CLIPVisionModelWithProjection, Path(folder), "vision"))
 
     def save(self, folder: Path) -> None:
-        self.model.save_pretrained(str(folder), safe_serialization=True)
+        with quiet_transformers_bars():
+            self.model.save_pretrained(str(folder), safe_serialization=True)

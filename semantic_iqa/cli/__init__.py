@@ -3,7 +3,9 @@
 Commands: `score` and `score-dir` (any metric, `--metric NAME`), `metrics`, `download`,
 `info`, `make-tiny`, `train` (the metric's own recipe), and each metric's converter, which
 its sub-package adds (`semantic_iqa.metrics.<name>.commands`). Errors a user can fix (bad
-files, options, weights) exit with status 2 and one line on stderr, never a traceback.
+files, options, weights) exit with status 2 and one line on stderr, never a traceback; Ctrl-C
+exits with status 130 and one line (`exit_codes` lists every status). Library calls print
+no weight-loading bars themselves; huggingface_hub's download bars stay.
 
 Building the parser imports no torch, timm or transformers (`semantic-iqa --help` is quick);
 each command imports what it needs when it runs. `tests/test_imports.py` keeps it so.
@@ -12,32 +14,36 @@ each command imports what it needs when it runs. `tests/test_imports.py` keeps i
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import SemanticIQAError
+from . import exit_codes
 from .parser import build_parser
 
 __all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `semantic-iqa` command; returns the exit status."""
-    args = build_parser().parse_args(argv)  # `--help` and usage errors end here: nothing heavy is imported
-    if getattr(args, "loads_models", True):
-        _quiet_weight_loading()
-    try:
-        return args.handler(args)
-    except (SemanticIQAError, OSError) as exc:  # OSError: unwritable output, disk full, ...
-        print(f"semantic-iqa: error: {exc}", file=sys.stderr)
-        return 2
+    """Entry point of the `semantic-iqa` command; returns the exit status (`exit_codes`).
 
-
-def _quiet_weight_loading() -> None:
-    """No per-tensor weight-loading bars from transformers: they would bury the command's output.
-
-    Download bars (huggingface_hub's) stay: a first download of a backbone takes minutes. Only
-    commands that load models pay for importing transformers here (`metrics` and `info` do not).
+    Ctrl-C, in any command, ends it with one line and status 130 (128 + SIGINT), as shells
+    report it: the `KeyboardInterrupt`'s message, when a command gives one, says what was
+    kept (e.g. score-dir's rows saved and how to resume). Warnings are one line each too.
     """
-    from transformers.utils import logging as transformers_logging
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning_as_one_line
+        try:
+            args = build_parser().parse_args(argv)  # `--help` and usage errors end here: nothing heavy is imported
+            return args.handler(args)
+        except (SemanticIQAError, OSError) as exc:  # OSError: unwritable output, disk full, ...
+            print(f"semantic-iqa: error: {exc}", file=sys.stderr)
+            return exit_codes.ERROR
+        except KeyboardInterrupt as stop:
+            print(f"semantic-iqa: interrupted{f': {stop}' if str(stop) else ''}", file=sys.stderr)
+            return exit_codes.INTERRUPTED
 
-    transformers_logging.disable_progress_bar()
+
+def _show_warning_as_one_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """`semantic-iqa: warning: ...` on stderr, not Python's `file:line: UserWarning:` and source line."""
+    print(f"semantic-iqa: warning: {' '.join(str(message).split())}", file=sys.stderr)

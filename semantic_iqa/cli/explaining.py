@@ -35,7 +35,9 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
     explain.add_argument(
         "--baseline", choices=("blur", "mean"), default="blur", help="no reference: what an occluded cell becomes"
     )
-    explain.add_argument("--overwrite", action="store_true", help="replace an existing --out and its .npy")
+    explain.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out and its .npy (never an input image)"
+    )
     explain.add_argument("--json", action="store_true", help="print the scores and written paths as JSON")
     explain.set_defaults(handler=explain_command)
 
@@ -46,29 +48,32 @@ def explain_command(args: argparse.Namespace) -> int:
     from ..api import load_metric
     from ..errors import InvalidOptionError
     from ..explanation import explain
-    from ..explanation.figure import FIGURE_SUFFIXES
+    from ..explanation.figure import check_explanation_outputs
+    from .job_outputs import local_folder
 
     out = Path(args.out)
-    if out.suffix.lower() not in FIGURE_SUFFIXES:  # before minutes of model work
-        raise InvalidOptionError(f"--out {out}: the figure is written as one of {', '.join(FIGURE_SUFFIXES)}")
-    if not args.overwrite and (out.exists() or out.with_suffix(".npy").exists()):
-        raise InvalidOptionError(f"{out} or {out.with_suffix('.npy')} exists; pass --overwrite to replace it")
+    # Before minutes of model work: the figure and its .npy, never over an input even with --overwrite.
+    inputs = [*args.images, *local_folder(args.weights)]
+    check_explanation_outputs(out, overwrite=args.overwrite, inputs=inputs)
     if args.gate is not None and args.metric != "dss_sqa":
         raise InvalidOptionError(f"--gate is a dss_sqa option; {args.metric} has no gate")
-    model = load_metric(args.metric, args.weights, args.device, args.precision)
-    explanation = explain(
-        *args.images,
-        metric=args.metric,
-        model=model,
-        method=args.method,
-        gate=args.gate,
-        grid=args.grid,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        prompt=args.prompt,
-        baseline=args.baseline,
-    )
-    figure_path, array_path = explanation.save(out, overwrite=args.overwrite)
+    try:
+        model = load_metric(args.metric, args.weights, args.device, args.precision)
+        explanation = explain(
+            *args.images,
+            metric=args.metric,
+            model=model,
+            method=args.method,
+            gate=args.gate,
+            grid=args.grid,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            prompt=args.prompt,
+            baseline=args.baseline,
+        )
+    except KeyboardInterrupt:  # `main` prints it as one line, status 130
+        raise KeyboardInterrupt(f"nothing was written ({out} and its .npy)") from None
+    figure_path, array_path = explanation.save(out, overwrite=args.overwrite, inputs=inputs)
     if args.json:
         summary = {
             "score": explanation.score,

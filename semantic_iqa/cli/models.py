@@ -17,7 +17,7 @@ from .parser import DEFAULT_WORKERS, non_negative_int, positive_int
 def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str, ModuleType]) -> None:
     names = [info.name for info in list_metrics()]
     listing = commands.add_parser("metrics", help="list the metrics: FR/NR, which way is better, score range")
-    listing.set_defaults(handler=metrics_command, loads_models=False)
+    listing.set_defaults(handler=metrics_command)
 
     download = commands.add_parser(
         "download", help="fetch a model (weights and Hub backbones) into the Hugging Face cache, for offline use"
@@ -37,13 +37,16 @@ def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str,
     info.add_argument("name", nargs="?", help="Hub repo id or weights folder (default: the metric's published)")
     info.add_argument("--metric", default="dss_sqa", choices=names, help="whose default weights (dss_sqa)")
     info.add_argument("--revision", help="branch, tag or commit of the weights repo")
-    info.set_defaults(handler=info_command, loads_models=False)
+    info.set_defaults(handler=info_command)
 
     tiny = commands.add_parser("make-tiny", help="write a tiny random weights folder (real classes) for tests")
     tiny.add_argument("dir", help="folder to write")
     tiny.add_argument("--metric", default="dss_sqa", choices=names, help="which metric (default dss_sqa)")
     tiny.add_argument("--variant", choices=("A", "B"), help="mst_clipiqa: A (quality) or B (prompt-anchored)")
     tiny.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tiny.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty DIR that is not a weights folder of the metric"
+    )
     tiny.set_defaults(handler=make_tiny_command, metric_modules=metric_modules)
 
     train = commands.add_parser(
@@ -52,6 +55,11 @@ def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str,
     train.add_argument("--metric", default="dss_sqa", choices=names, help="which metric (default dss_sqa)")
     train.add_argument("--data", required=True, help="the data set folder (its layout depends on the metric)")
     train.add_argument("--out", required=True, help="weights folder to write (plus a training/ report)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out that is not a weights folder of the metric (never an input)",
+    )
     train.add_argument(
         "--backbones-from",
         metavar="NAME_OR_PATH",
@@ -110,7 +118,7 @@ def make_tiny_command(args: argparse.Namespace) -> int:
     options = dict(info.options)
     if args.variant is not None:
         options["variant"] = args.variant
-    print(module.make_tiny(args.dir, seed=args.seed, **options))
+    print(module.make_tiny(args.dir, seed=args.seed, overwrite=args.overwrite, **options))
     return 0
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, InvalidOptionError
 from ..registry import MetricInfo, metric_info
+from . import exit_codes
+from .job_outputs import check_job_outputs, resume_command
 from .parser import DEFAULT_WORKERS, non_negative_int, positive_int
 
 # The model, the Hub and the job runner (torch and the backbone libraries) are imported in the
@@ -42,7 +43,11 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         "images", nargs="+", help="REF DIST for a full-reference metric; IMAGE... for a no-reference one"
     )
     score.add_argument("--prompt", action="append", help="generation prompt (mst_clipiqa_prompt): once per image")
-    score.add_argument("--json", action="store_true", help="print every figure of the metric as JSON")
+    score.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per scored item (JSON Lines): its inputs and every figure of the metric",
+    )
     score.set_defaults(handler=score_command)
 
     score_dir = commands.add_parser(
@@ -64,10 +69,14 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
     )
     score_dir.add_argument("--prompts", help="mst_clipiqa_prompt: CSV of image_name,prompt (or AGIQA's name,prompt)")
     score_dir.add_argument(
-        "--json", metavar="FILE", help="also write the summary (counts, mean score, model, version, time) to FILE"
+        "--json",
+        metavar="FILE",
+        help="also write the summary (counts, mean score, model, version, time) to FILE; '-' = standard output",
     )
     score_dir.add_argument("--resume", action="store_true", help="finish an interrupted --out: skip rows already done")
-    score_dir.add_argument("--overwrite", action="store_true", help="replace an existing --out (and --report)")
+    score_dir.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out (and --json, --report); never an input"
+    )
     score_dir.add_argument(
         "--report",
         metavar="HTML",
@@ -128,22 +137,21 @@ def score_command(args: argparse.Namespace) -> int:
     metric = load_metric(info.name, args.weights, args.device, args.precision)
     if info.kind == "FR":
         records = metric.predict(args.images[0], args.images[1], **options).to_records()
-        names = [args.images[1]]
+        items = [{"ref": args.images[0], "dist": args.images[1]}]
     else:
         records = metric.predict(args.images, args.prompt, **options).to_records()
-        names = args.images
-    if args.json:
-        print(
-            json.dumps(
-                records[0] if len(records) == 1 else [{"image": n, **r} for n, r in zip(names, records, strict=True)]
-            )
-        )
+        items = [{"image": image} for image in args.images]
+        for item, prompt in zip(items, args.prompt or [], strict=False):
+            item["prompt"] = prompt
+    if args.json:  # JSON Lines, one shape for every metric: the item's inputs, then its figures
+        for item, record in zip(items, records, strict=True):
+            print(json.dumps({"metric": info.name, **item, **record}))
     elif len(records) == 1:
         print(f"{records[0]['score']:.4f}")
     else:
-        for name, record in zip(names, records, strict=True):
-            print(f"{record['score']:.4f}\t{name}")
-    return 0
+        for item, record in zip(items, records, strict=True):
+            print(f"{record['score']:.4f}\t{item['image']}")
+    return exit_codes.OK
 
 
 def score_dir_command(args: argparse.Namespace) -> int:
@@ -158,12 +166,12 @@ def score_dir_command(args: argparse.Namespace) -> int:
         else:
             where = f"{args.out} is as it was"
         print(f"semantic-iqa: interrupted: {where}; resume with: {resume_command(args)}", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
 
 
 def _score_dir(args: argparse.Namespace) -> int:
     from ..hub import locate_weights, resolve_weights
-    from ..jobs import check_output, job_items, run_job
+    from ..jobs import job_items, run_job
     from ..jobs.items import some
 
     info = metric_info(args.metric)
@@ -171,11 +179,7 @@ def _score_dir(args: argparse.Namespace) -> int:
     if args.ray_address and args.engine != "ray":
         raise InvalidOptionError("--ray-address is for --engine ray")
     inputs = job_items(info, folders=args.folders, manifest=args.manifest, prompts=args.prompts)
-    check_output(args.out, inputs, resume=args.resume, overwrite=args.overwrite)
-    if args.json:
-        _check_json(Path(args.json), Path(args.out), inputs)
-    if args.report:
-        _check_report(Path(args.report), args, inputs)
+    check_job_outputs(args, inputs)  # before the model loads
     for folder, lonely in zip(args.folders, (inputs.only_ref, inputs.only_dist), strict=False):
         if lonely:
             print(
@@ -214,28 +218,6 @@ def _score_dir(args: argparse.Namespace) -> int:
     return status
 
 
-def _check_report(path: Path, args: argparse.Namespace, inputs: JobInputs) -> None:
-    """Refuse a --report that cannot or must not be written, before any scoring."""
-    from ..jobs import check_not_input
-    from ..jobs.report import is_report, require_matplotlib
-    from ..jobs.results import sidecar_path
-
-    require_matplotlib()
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise InvalidOptionError(f"--report {path}: the report is an HTML file (.html)")
-    taken = {Path(args.out).resolve(), sidecar_path(args.out).resolve()}
-    if args.json:
-        taken.add(Path(args.json).resolve())
-    if path.resolve() in taken:
-        raise InvalidInputError(f"--report {path} would overwrite another output of this job; give another name")
-    check_not_input(path, inputs, "--report")
-    if not path.parent.is_dir():
-        raise InvalidInputError(f"cannot write {path}: folder {path.parent} does not exist")
-    # A resumed job may replace the report an earlier run of it wrote, never any other file.
-    if path.exists() and not args.overwrite and not (args.resume and is_report(path)):
-        raise InvalidInputError(f"--report {path} exists; pass --overwrite to replace it")
-
-
 def _write_report(info: MetricInfo, args: argparse.Namespace, summary: dict[str, Any], metric: Any) -> None:
     from ..jobs.report import write_report
 
@@ -246,7 +228,7 @@ def _write_report(info: MetricInfo, args: argparse.Namespace, summary: dict[str,
     path = write_report(
         args.report, args.out, info, metric, summary, worst=args.report_worst, method=args.report_method
     )
-    print(f"report -> {path}")
+    print(f"report -> {path}", file=sys.stderr)
 
 
 def _run_ray(info: MetricInfo, args: argparse.Namespace, options: dict[str, Any], inputs: JobInputs) -> dict:
@@ -277,27 +259,23 @@ def _run_ray(info: MetricInfo, args: argparse.Namespace, options: dict[str, Any]
     return summary
 
 
-def _check_json(path: Path, out: Path, inputs: JobInputs) -> None:
-    from ..jobs import check_not_input
-    from ..jobs.results import sidecar_path
-
-    if path.resolve() in (out.resolve(), sidecar_path(out).resolve()):
-        raise InvalidInputError(f"--json {path} would be overwritten by the results (--out {out}); give another name")
-    check_not_input(path, inputs, "--json")
-    if not path.parent.is_dir():
-        raise InvalidInputError(f"cannot write {path}: folder {path.parent} does not exist")
-
-
 def _report(summary: dict[str, Any], info: MetricInfo, args: argparse.Namespace) -> int:
-    """The summary: one line on stdout (and all of it in --json FILE); failures: one line on stderr, status 2."""
+    """The summary: one line on stderr, all of it in --json FILE (or on stdout for `--json -`).
+
+    Human lines go to stderr so that stdout carries only what a program reads (`| jq`).
+    Returns `exit_codes.SOME_ITEMS_FAILED` when some items could not be scored, else `OK`.
+    """
     unit = "pair" if info.kind == "FR" else "image"
     if summary["ok"]:
         before = f", {summary['skipped']} of them done before" if summary["skipped"] else ""
         print(
             f"scored {summary['ok']} {unit}(s){before}, mean score {summary['mean_score']:.4f} -> {summary['out']} "
-            f"({summary['wall_time_s']:.1f} s)"
+            f"({summary['wall_time_s']:.1f} s)",
+            file=sys.stderr,
         )
-    if args.json:
+    if args.json == "-":
+        print(json.dumps(summary, indent=2), flush=True)
+    elif args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if summary["failed"]:
         print(
@@ -305,29 +283,5 @@ def _report(summary: dict[str, Any], info: MetricInfo, args: argparse.Namespace)
             f"(first: {summary.get('first_error')}); see the status column of {summary['out']}",
             file=sys.stderr,
         )
-        return 2
-    return 0
-
-
-def resume_command(args: argparse.Namespace) -> str:
-    """The command line that resumes this `score-dir` job (its non-default options, plus --resume)."""
-    argv = ["semantic-iqa", "score-dir", *args.folders]
-    defaults = {"metric": "dss_sqa", "device": "auto", "precision": "fp32", "engine": "local", "log_every": 30.0}
-    defaults.update(batch_size=16, workers=DEFAULT_WORKERS)
-    names = ("manifest", "out", "metric", "weights", "gate", "prompts", "device", "precision", "batch_size")
-    defaults.update(report_worst=8, report_method="auto")
-    for name in (
-        *names,
-        "workers",
-        "engine",
-        "ray_address",
-        "log_every",
-        "json",
-        "report",
-        "report_worst",
-        "report_method",
-    ):
-        value = getattr(args, name)
-        if value is not None and value != defaults.get(name):
-            argv += ["--" + name.replace("_", "-"), str(value)]
-    return shlex.join([*argv, "--resume"])
+        return exit_codes.SOME_ITEMS_FAILED
+    return exit_codes.OK

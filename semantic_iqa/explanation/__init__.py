@@ -21,7 +21,8 @@ scoring through the metric's own backbones, heads and gate. Two methods:
 Units and sign, for both: score points per pixel, positive where the region LOWERED the
 score. A pixel that equals the reference's gets exactly 0, so the identity pair gives an
 all-zero map. The reference is resized to the distorted image's size to define the cells
-and the path when their sizes differ.
+and the path when their sizes differ. An image larger than the metric's input costs no
+full-size float copies: the work is done at the size the metric sees (`resolution`).
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ import torch
 
 from ..config import BackboneSpec
 from ..errors import InvalidInputError, InvalidOptionError
-from ..inputs import ImageLike, as_image_list, load_padded, load_padded_batch, to_rgb_pil
-from ..preprocess import pil_to_tensor, resize_bicubic_like_pil
+from ..inputs import ImageLike, as_image_list
 from ..registry import MetricInfo, metric_info
-from .attribution import grid_cells, integrated_gradients_map, occlusion_map
+from .resolution import decode, out_of_memory_as_typed
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from matplotlib.figure import Figure
 
     from ..metric import Metric
@@ -62,7 +64,8 @@ class Explanation:
         image: [H, W, 3] uint8, the distorted image (for no-reference metrics, the image).
         reference: [H, W, 3] uint8, the reference at the image's size; `None` without one.
         metric: registry name ("dss_sqa", "mst_clipiqa", ...) and `title` its name for people.
-        method: "occlusion" or "gradients"; `settings` the method's options (grid, steps, gate...).
+        method: "occlusion" or "gradients"; `settings` the method's options (grid, steps, gate...)
+            and "resolution", the size the metric saw the image at ("224x168").
         score: the metric's score of the pair (or image) on the same path; higher = better.
         fold_std: DSS-SQA's fold spread (None for other metrics).
         cos_sim: DSS-SQA's CLIP cosine of the pair (None for other metrics).
@@ -102,16 +105,21 @@ class Explanation:
 
         return explanation_figure(self)
 
-    def save(self, out: str | os.PathLike, *, overwrite: bool = False) -> tuple[Path, Path]:
+    def save(
+        self, out: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable[str | os.PathLike] = ()
+    ) -> tuple[Path, Path]:
         """Write the figure to `out` (.png, .jpg, .pdf or .svg) and the raw map beside it as `.npy`.
 
+        `inputs` (e.g. the explained image files) are never written over, even with `overwrite`.
+
         Raises:
-            InvalidOptionError: `out` or its `.npy` exists and `overwrite` is False; an
-                unknown figure suffix.
+            OutputError: `out` or its `.npy` exists and `overwrite` is False, is one of
+                `inputs`, or its folder does not exist.
+            InvalidOptionError: an unknown figure suffix.
         """
         from .figure import save_explanation
 
-        return save_explanation(self, Path(out), overwrite=overwrite)
+        return save_explanation(self, Path(out), overwrite=overwrite, inputs=inputs)
 
 
 def explain(
@@ -169,16 +177,18 @@ def explain(
         raise InvalidOptionError("pass weights= or model=, not both")
     info.check_model(model)
     items = [_one_image(image, role) for image, role in zip(images, roles, strict=True)]
-    decoded = [_decode(item) for item in items]
     if method == "auto":
         method = "occlusion" if model.device.type == "cuda" or info.kind == "NR" else "gradients"
-    with torch.no_grad():
+    from .methods import explain_image, explain_pair  # they build an Explanation: imported once it is defined
+
+    with out_of_memory_as_typed(), torch.no_grad():
+        decoded = [decode(item, role) for item, role in zip(items, roles, strict=True)]
         if info.kind == "FR":
-            explanation = _explain_pair(
+            explanation = explain_pair(
                 info, model, items, decoded[0], decoded[1], method, gate, grid, steps, batch_size
             )
         else:
-            explanation = _explain_image(info, model, decoded[0], prompt, grid, batch_size, baseline)
+            explanation = explain_image(info, model, decoded[0], prompt, grid, batch_size, baseline)
     explanation.random_weights = has_random_weights(model)
     return explanation
 
@@ -211,122 +221,3 @@ def _one_image(image: ImageLike, role: str) -> ImageLike:
     if len(items) != 1:
         raise InvalidInputError(f"{role}: explain takes one image, got {len(items)}")
     return items[0]
-
-
-def _decode(item: ImageLike) -> torch.Tensor:
-    """One image -> [3, H, W] float32 in [0, 1] on the CPU, at its own size (EXIF orientation applied)."""
-    if isinstance(item, torch.Tensor) and item.is_floating_point():
-        return item.detach().float().cpu().expand(3, *item.shape[-2:]).clone()
-    return pil_to_tensor(to_rgb_pil(item))
-
-
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-
-
-def _explain_pair(
-    info: MetricInfo,
-    model: Any,
-    items: list[ImageLike],
-    ref: torch.Tensor,
-    dist: torch.Tensor,
-    method: str,
-    gate: str | None,
-    grid: int,
-    steps: int,
-    batch_size: int,
-) -> Explanation:
-    """DSS-SQA: reference features once, the distorted image varied.
-
-    The reference and the reported score go through the metric's own decoding (`load_padded`:
-    PIL for files, so the score is the one `score` and `score-dir` give); the varied images
-    through its differentiable torch path, within about 1/255 of PIL's.
-    """
-    size = model.config.preprocess.image_size
-    gate = model.config.gate.mode if gate is None else gate
-    ref_features = model.encode(load_padded(items[0], size).unsqueeze(0))
-    height, width = dist.shape[-2:]
-    ref_at_dist = ref if ref.shape == dist.shape else resize_bicubic_like_pil(ref.unsqueeze(0), width, height)[0]
-
-    def score_with(pair_gate: str):
-        def score_fn(images: torch.Tensor) -> torch.Tensor:
-            features = model.encode(load_padded_batch(images.to(model.device), size))
-            return model.score_features(ref_features[[0] * len(images)], features, pair_gate).score
-
-        return score_fn
-
-    output = model.score_features(ref_features, model.encode(load_padded(items[1], size).unsqueeze(0)), gate)
-    if method == "occlusion":
-        heat, _ = occlusion_map(score_with(gate), dist, ref_at_dist, grid=grid, batch_size=batch_size)
-        settings = {"grid": grid, "gate": gate}
-    else:
-        heat = integrated_gradients_map(
-            score_with("off"), dist.to(model.device), ref_at_dist, steps=steps, batch_size=batch_size
-        )
-        settings = {"steps": steps, "gate": gate, "gradient gate": "off"}
-    return Explanation(
-        heat=heat.numpy(),
-        image=_to_uint8(dist),
-        reference=_to_uint8(ref_at_dist),
-        metric=info.name,
-        title=info.title,
-        method=method,
-        score=float(output.score[0]),
-        settings=settings,
-        fold_std=float(output.fold_std[0]),
-        cos_sim=float(output.cos_sim[0]),
-        gated=bool(output.gated[0]),
-    )
-
-
-def _explain_image(
-    info: MetricInfo,
-    model: Any,
-    image: torch.Tensor,
-    prompt: str | None,
-    grid: int,
-    batch_size: int,
-    baseline: str,
-) -> Explanation:
-    """No reference: each cell replaced by a blurred or mean-filled copy of itself."""
-    takes_prompt = "prompt" in info.inputs
-    if takes_prompt and prompt is None:
-        raise InvalidInputError(f"{info.name} scores an image against its generation prompt: pass prompt=")
-    if not takes_prompt and prompt is not None:
-        raise InvalidInputError(f"{info.name} takes no prompt")
-
-    def score_fn(images: torch.Tensor) -> torch.Tensor:
-        images = images.to(model.device)
-        return model(images, [prompt] * len(images)).score if takes_prompt else model(images).score
-
-    replacement = _blurred(image, grid) if baseline == "blur" else _cell_means(image, grid)
-    heat, score = occlusion_map(score_fn, image, replacement, grid=grid, batch_size=batch_size)
-    return Explanation(
-        heat=heat.numpy(),
-        image=_to_uint8(image),
-        reference=None,
-        metric=info.name,
-        title=info.title,
-        method="occlusion",
-        score=score,
-        settings={"grid": grid, "baseline": baseline},
-    )
-
-
-def _blurred(image: torch.Tensor, grid: int) -> torch.Tensor:
-    """A Gaussian blur whose sigma is a quarter of a cell, so a cell's detail is gone but not its colours."""
-    from torchvision.transforms.functional import gaussian_blur
-
-    height, width = image.shape[-2:]
-    sigma = max(max(height, width) / grid / 4, 0.5)
-    kernel = min(2 * round(2 * sigma) + 1, 2 * (min(height, width) // 2) - 1)  # odd, and reflect padding fits
-    if kernel < 3:
-        return image.clone()
-    return gaussian_blur(image.unsqueeze(0), [kernel, kernel], [sigma, sigma])[0]
-
-
-def _cell_means(image: torch.Tensor, grid: int) -> torch.Tensor:
-    filled = image.clone()
-    for rows, cols in grid_cells(*image.shape[-2:], grid):
-        filled[:, rows, cols] = image[:, rows, cols].mean(dim=(1, 2), keepdim=True)
-    return filled

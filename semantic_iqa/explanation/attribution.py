@@ -12,6 +12,9 @@ image's own pixel grid.
 - `integrated_gradients_map`: attributions along the straight path from `baseline` to
   `image` (Sundararajan et al., 2017), summed over channels and negated. Completeness:
   the map sums to `score(baseline) - score(image)` up to the Riemann error of `steps`.
+
+`occlusion_gains` is occlusion's core, which `resolution` also uses to explain an image
+larger than the metric's input without full-size float copies of it.
 """
 
 from __future__ import annotations
@@ -21,18 +24,24 @@ from collections.abc import Callable, Iterator
 import torch
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+Cell = tuple[slice, slice]  # rows, columns
 
 # A cell whose replacement differs by less than this everywhere is no change (an 8-bit grey
 # level is 1/255 = 0.0039); scoring it anyway would only map float rounding noise.
 SAME_PIXEL_TOLERANCE = 1e-4
 
 
-def grid_cells(height: int, width: int, grid: int) -> Iterator[tuple[slice, slice]]:
+def grid_cells(height: int, width: int, grid: int) -> Iterator[Cell]:
     """The `grid x grid` cells (row slice, column slice) tiling an image; edge cells take the remainder."""
-    rows = torch.linspace(0, height, min(grid, height) + 1).round().long().tolist()
-    cols = torch.linspace(0, width, min(grid, width) + 1).round().long().tolist()
-    for top, bottom in zip(rows[:-1], rows[1:], strict=True):
-        for left, right in zip(cols[:-1], cols[1:], strict=True):
+    yield from _cells(height, width, min(grid, height), min(grid, width))
+
+
+def _cells(height: int, width: int, rows: int, cols: int) -> Iterator[Cell]:
+    """`rows x cols` cells tiling a `height x width` image, row by row."""
+    row_edges = torch.linspace(0, height, rows + 1).round().long().tolist()
+    col_edges = torch.linspace(0, width, cols + 1).round().long().tolist()
+    for top, bottom in zip(row_edges[:-1], row_edges[1:], strict=True):
+        for left, right in zip(col_edges[:-1], col_edges[1:], strict=True):
             yield slice(top, bottom), slice(left, right)
 
 
@@ -44,6 +53,7 @@ def occlusion_map(
     *,
     grid: int = 8,
     batch_size: int = 8,
+    out_size: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Score gained by replacing each grid cell of `image` with `replacement`'s pixels.
 
@@ -53,28 +63,53 @@ def occlusion_map(
         replacement: [3, H, W], what a cell is replaced by (same size as `image`).
         grid: cells per side (fewer where the image has fewer pixels than that).
         batch_size: occluded images scored per call.
+        out_size: (height, width) of the map, when `image` is a shrunk copy of a larger image:
+            each cell's gain is spread over the same cell of the larger image's grid.
 
     Returns:
-        (map [H, W] float32 on the CPU, positive = the cell lowered the score; the score of `image`).
+        (map [out_size or H, W] float32 on the CPU, positive = the cell lowered the score; the score of `image`).
     """
     height, width = image.shape[-2:]
-    base_score = float(score_fn(image.unsqueeze(0))[0])
-    heat = torch.zeros(height, width)
-    cells = [
-        (rows, cols)
-        for rows, cols in grid_cells(height, width, grid)
-        if (image[:, rows, cols] - replacement[:, rows, cols]).abs().max() > SAME_PIXEL_TOLERANCE
-    ]
-    for start in range(0, len(cells), batch_size):
-        chunk = cells[start : start + batch_size]
-        occluded = image.unsqueeze(0).repeat(len(chunk), 1, 1, 1)
-        for index, (rows, cols) in enumerate(chunk):
+    out_size = out_size or (height, width)
+    counts = min(grid, height), min(grid, width)
+
+    def occlude(cells: list[Cell]) -> torch.Tensor:
+        occluded = image.unsqueeze(0).repeat(len(cells), 1, 1, 1)
+        for index, (rows, cols) in enumerate(cells):
             occluded[index, :, rows, cols] = replacement[:, rows, cols]
-        gains = score_fn(occluded).float().cpu() - base_score
-        for (rows, cols), gain in zip(chunk, gains.tolist(), strict=True):
+        return occluded
+
+    def differs(rows: slice, cols: slice) -> bool:
+        return bool((image[:, rows, cols] - replacement[:, rows, cols]).abs().max() > SAME_PIXEL_TOLERANCE)
+
+    base_score = float(score_fn(image.unsqueeze(0))[0])
+    cells = list(zip(_cells(height, width, *counts), _cells(*out_size, *counts), strict=True))
+    return occlusion_gains(score_fn, base_score, cells, occlude, differs, batch_size, out_size), base_score
+
+
+def occlusion_gains(
+    score_fn: ScoreFn,
+    base_score: float,
+    cells: list[tuple[Cell, Cell]],
+    occlude: Callable[[list[Cell]], torch.Tensor],
+    differs: Callable[[slice, slice], bool],
+    batch_size: int,
+    out_size: tuple[int, int],
+) -> torch.Tensor:
+    """The core of `occlusion_map`: [out_size] map of each cell's gain, spread evenly over its map cell.
+
+    `cells` pairs the cell that `occlude` replaces with the cell of the map that shows its gain;
+    cells that `differs` says are unchanged are not scored (gain exactly 0).
+    """
+    heat = torch.zeros(*out_size)
+    changed = [(cell, shown) for cell, shown in cells if differs(*cell)]
+    for start in range(0, len(changed), batch_size):
+        chunk = changed[start : start + batch_size]
+        gains = score_fn(occlude([cell for cell, _ in chunk])).float().cpu() - base_score
+        for (_, (rows, cols)), gain in zip(chunk, gains.tolist(), strict=True):
             area = (rows.stop - rows.start) * (cols.stop - cols.start)
             heat[rows, cols] = gain / area
-    return heat, base_score
+    return heat
 
 
 def integrated_gradients_map(

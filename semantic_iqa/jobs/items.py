@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,14 +69,29 @@ def scan_images(folder: Path) -> dict[str, Path]:
     """Every image under `folder` (recursive; hidden files and folders skipped), keyed by its id.
 
     The id is the relative path without the extension, with "/" separators. Two files with
-    one id (`a.png` and `a.jpg`) are an `InvalidInputError` naming both.
+    one id (`a.png` and `a.jpg`) are an `InvalidInputError` naming both. Symlinked folders are
+    followed; one that leads back to a folder it is inside (a loop) is skipped, with a warning.
     """
     if not folder.is_dir():
         raise InvalidInputError(f"not a folder: {folder}")
     found: dict[str, Path] = {}
     clashes: list[str] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    loops: list[str] = []
+    ancestors = {str(folder): {_identity(folder)}}  # each folder walked -> the folders it is inside (and itself)
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        above = ancestors.pop(root)
+        kept = []
+        for name in sorted(d for d in dirs if not d.startswith(".")):
+            try:
+                identity = _identity(Path(root, name))
+            except OSError:  # gone since it was listed, or unreadable: nothing to scan there
+                continue
+            if identity in above:  # a symlink to a folder it is inside: following it would never end
+                loops.append(Path(root, name).relative_to(folder).as_posix())
+                continue
+            ancestors[os.path.join(root, name)] = above | {identity}
+            kept.append(name)
+        dirs[:] = kept
         for name in sorted(files):
             if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
                 continue
@@ -85,12 +101,24 @@ def scan_images(folder: Path) -> dict[str, Path]:
                 clashes.append(f"{found[key]} and {path}")
             else:
                 found[key] = path
+    if loops:
+        warnings.warn(
+            f"{len(loops)} symlinked folder(s) in {folder} lead back to a folder they are in "
+            f"(a loop), not followed: {some(loops)}",
+            stacklevel=2,
+        )
     if clashes:
         raise InvalidInputError(
             f"{len(clashes)} image name(s) in {folder} have two candidates (pairs match by name without "
             f"extension): {some(clashes)}; rename or remove one of each"
         )
     return found
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """(device, inode) of the folder `path` leads to (through symlinks)."""
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
 
 
 def pair_folders(ref_dir: str | os.PathLike, dist_dir: str | os.PathLike) -> PairedFolders:
@@ -141,6 +169,8 @@ def _read_prompts(path: Path) -> dict[str, str]:
             rows = list(csv.DictReader(handle))
     except FileNotFoundError:
         raise InvalidInputError(f"prompts file not found: {path}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:  # binary, another encoding, NUL bytes
+        raise InvalidInputError(f"prompts file {path} is not a UTF-8 CSV file ({exc}); save it as UTF-8 CSV") from None
     key = next((k for k in ("image_name", "name") if rows and k in rows[0]), None)
     if key is None or "prompt" not in rows[0]:
         raise InvalidInputError(f"{path}: needs columns image_name,prompt (or name,prompt)")
@@ -201,8 +231,13 @@ def _manifest_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InvalidInputError(f"manifest not found: {path}")
     if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a BOM
-            return list(csv.DictReader(handle))
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a BOM
+                return list(csv.DictReader(handle))
+        except (UnicodeDecodeError, csv.Error) as exc:  # binary, another encoding, NUL bytes
+            raise InvalidInputError(
+                f"manifest {path} is not a UTF-8 CSV file ({exc}); save it as CSV (UTF-8) or give a Parquet manifest"
+            ) from None
     from .tables import require_pyarrow
 
     parquet = require_pyarrow("read a Parquet manifest")

@@ -1,7 +1,8 @@
 """The local engine: a job scored on this machine through the one batch loop (`iterate_batches`).
 
-Rows are written as they are scored; `resume=True` skips rows already written whose input
-files are unchanged; Ctrl-C ends with `JobInterrupted` after the rows so far are saved.
+Rows are written as they are scored, by this run only (`<out>.lock` is held for the run);
+`resume=True` skips rows already written whose input files are unchanged and which read back
+valid (`resume.plan_job`); Ctrl-C ends with `JobInterrupted` after the rows so far are saved.
 """
 
 from __future__ import annotations
@@ -10,27 +11,19 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 
-from ..errors import InvalidInputError, InvalidOptionError
+from ..outputs import check_not_input, check_output  # noqa: F401  (re-exported: the check moved to outputs)
 from ..registry import MetricInfo
 from ..scoring import Batch, iterate_batches
-from .items import JobInputs, image_columns, input_signature
-from .results import (
-    ResultWriter,
-    flatten_record,
-    model_fingerprint,
-    output_format,
-    read_rows,
-    result_columns,
-    result_exists,
-    summary,
-)
+from .items import JobInputs, image_columns
+from .lock import result_lock
+from .results import ResultWriter, flatten_record, model_fingerprints, result_columns, summary
+from .resume import plan_job
 
 
 class JobInterrupted(KeyboardInterrupt):
@@ -43,59 +36,6 @@ class JobInterrupted(KeyboardInterrupt):
     def __init__(self, out: Path, written: int, done: int, total: int) -> None:
         super().__init__(f"interrupted: {done} of {total} items in {out}")
         self.out, self.written, self.done, self.total = out, written, done, total
-
-
-def check_output(
-    out: str | os.PathLike, inputs: JobInputs | None = None, *, resume: bool = False, overwrite: bool = False
-) -> None:
-    """Refuse an `out` that would destroy data: inside an input folder, over an input file, or an existing result.
-
-    An existing result is replaced only with `overwrite`, or added to with `resume`.
-    """
-    out = Path(out)
-    output_format(out)
-    if resume and overwrite:
-        raise InvalidOptionError("choose --resume (finish the existing result) or --overwrite (replace it), not both")
-    if not out.parent.is_dir():
-        raise InvalidInputError(f"cannot write {out}: folder {out.parent} does not exist")
-    if out.is_dir():
-        raise InvalidInputError(f"cannot write {out}: it is a folder")
-    if inputs is not None:
-        check_not_input(out, inputs, "--out")
-    if result_exists(out) and not (resume or overwrite):
-        raise InvalidInputError(
-            f"refusing to overwrite {out}: it exists; pass --resume to finish it or --overwrite to replace it"
-        )
-
-
-def check_not_input(path: str | os.PathLike, inputs: JobInputs, option: str) -> None:
-    """Refuse to write `path` inside an input folder or over an input file (image, manifest, prompts)."""
-    target = Path(path).resolve()
-    for folder in inputs.folders:
-        if target.is_relative_to(folder.resolve()):
-            raise InvalidInputError(f"refusing {option} {path}: it is inside the input folder {folder}")
-    inputs_here = {str(f.resolve()) for f in inputs.files}
-    inputs_here.update(value for item in inputs.items for key, value in item.items() if key in ("ref", "dist", "image"))
-    if str(target) in inputs_here or os.path.abspath(path) in inputs_here:
-        raise InvalidInputError(f"refusing {option} {path}: it is one of the job's input files")
-
-
-@dataclass
-class Tally:
-    """Counts of a job's rows (earlier runs' included) and what the summary reports of them."""
-
-    ok: int = 0
-    failed: int = 0
-    score_sum: float = 0.0
-    first_error: str | None = None
-
-    def add(self, status: str, score: float | None) -> None:
-        if status == "ok" and score is not None:
-            self.ok += 1
-            self.score_sum += score
-        else:
-            self.failed += 1
-            self.first_error = self.first_error or status
 
 
 class ProgressLog:
@@ -159,63 +99,55 @@ def run_job(
 
     Raises:
         JobInterrupted: on Ctrl-C, after the rows so far are saved.
+        ResultLockedError: another run is writing `out`.
+        ResultFileError: `resume` and `out` cannot be trusted (another model's, not UTF-8, not Parquet).
     """
     start = time.perf_counter()
     stream = stream or sys.stderr
     out, options = Path(out), dict(options or {})
     check_output(out, inputs, resume=resume, overwrite=overwrite)
-    fingerprint = fingerprint or model_fingerprint(metric_model, options, weights_folder)
-    columns = result_columns(info, metric_model, options)
-    images = image_columns(info)
-    unit = "pair" if info.kind == "FR" else "image"
-
-    done = read_rows(out, fingerprint) if resume and result_exists(out) else {}
-    todo: list[tuple[Mapping[str, str], str]] = []
-    stale: set[str] = set()
-    tally = Tally()
-    for item in items:
-        signature = input_signature(item, images)  # taken before decoding: a later change is seen next time
-        previous = done.get(item["id"])
-        if previous is not None and previous.signature == signature:
-            tally.add(previous.status, previous.score)
-            continue
-        if previous is not None:
-            stale.add(item["id"])
-        todo.append((item, signature))
-    skipped = len(items) - len(todo)
-    if done:
-        print(
-            f"semantic-iqa: resuming {out}: {skipped} {unit}(s) done already, {len(todo)} to score"
-            + (f" ({len(stale)} with changed inputs)" if stale else ""),
-            file=stream,
-        )
-
-    job = {"metric": info.name, "weights": weights, "revision": revision, "options": options}
-    writer = ResultWriter(out, columns, fingerprint, job=job, resume=resume, drop=stale)
-    log = ProgressLog(len(todo), unit, log_every_s, stream) if progress is None and not stream.isatty() else None
-    try:
-        if todo:
-            batches = iterate_batches(
-                {name: [item[name] for item, _ in todo] for name in info.inputs},
-                images,
-                metric_model.image_transform(),
-                batch_size=batch_size,
-                workers=workers,
-                device=metric_model.device,
-                progress=progress,
-                unit=unit,
+    with result_lock(out):  # one writer per result file: a second run is refused, not interleaved
+        fingerprints = [fingerprint] if fingerprint else model_fingerprints(metric_model, options, weights_folder)
+        columns = result_columns(info, metric_model, options)
+        images = image_columns(info)
+        unit = "pair" if info.kind == "FR" else "image"
+        plan = plan_job(out, fingerprints, items, images, resume=resume)
+        for line in plan.warnings:
+            print(f"semantic-iqa: warning: {line}", file=stream)
+        todo, tally, skipped = plan.todo, plan.tally, plan.skipped
+        if plan.existing:
+            print(
+                f"semantic-iqa: resuming {out}: {skipped} {unit}(s) done already, {len(todo)} to score"
+                + (f" ({plan.changed} with changed inputs)" if plan.changed else ""),
+                file=stream,
             )
-            for batch in batches:
-                rows = _batch_rows(batch, todo, metric_model, options)
-                for row in rows:
-                    tally.add(row["status"], row["score"])
-                writer.write(rows)
-                if log is not None:
-                    log.update(len(rows), len(batch.failures))
-    except KeyboardInterrupt:  # the `finally` saves what is buffered before this propagates
-        raise JobInterrupted(out, writer.rows_written, skipped + writer.rows_written, len(items)) from None
-    finally:
-        writer.close()
+
+        job = {"metric": info.name, "weights": weights, "revision": revision, "options": options}
+        writer = ResultWriter(out, columns, fingerprints, job=job, resume=resume, keep=plan.keep)
+        log = ProgressLog(len(todo), unit, log_every_s, stream) if progress is None and not stream.isatty() else None
+        try:
+            if todo:
+                batches = iterate_batches(
+                    {name: [item[name] for item, _ in todo] for name in info.inputs},
+                    images,
+                    metric_model.image_transform(),
+                    batch_size=batch_size,
+                    workers=workers,
+                    device=metric_model.device,
+                    progress=progress,
+                    unit=unit,
+                )
+                for batch in batches:
+                    rows = _batch_rows(batch, todo, metric_model, options)
+                    for row in rows:
+                        tally.add(row["status"], row["score"])
+                    writer.write(rows)
+                    if log is not None:
+                        log.update(len(rows), len(batch.failures))
+        except KeyboardInterrupt:  # the `finally` saves what is buffered before this propagates
+            raise JobInterrupted(out, writer.rows_written, skipped + writer.rows_written, len(items)) from None
+        finally:
+            writer.close()
     return summary(
         metric=info.name,
         weights=weights,
@@ -226,7 +158,7 @@ def run_job(
         ok=tally.ok,
         failed=tally.failed,
         skipped=skipped,
-        mean_score=tally.score_sum / tally.ok if tally.ok else None,
+        mean_score=tally.mean_score,
         wall_time_s=time.perf_counter() - start,
         only_ref=inputs.only_ref if inputs else (),
         only_dist=inputs.only_dist if inputs else (),

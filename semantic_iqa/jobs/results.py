@@ -5,26 +5,51 @@ row, never a missing key), `status` (`ok` or the error text), the metric's other
 flattened (`fold_0`..., `p_0`...), and `input_signature` (size and mtime of each input file).
 A sidecar `<out>.job.json` records which model wrote the rows (metric, weights, options,
 fingerprint, package version), so a resumed job never mixes the results of two models.
+What a resumed job keeps of the rows already there (`read_rows`) is decided in `resume`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from PIL import Image
 
 from .._version import __version__
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ResultFileError
 from ..registry import MetricInfo
-from ..weights import read_folder
+from .csv_table import AGAIN
+from .fingerprints import (
+    Fingerprints,
+    model_fingerprint,
+    model_fingerprints,
+    weights_fingerprint,
+    weights_fingerprints,
+)
 from .items import image_columns
 from .tables import CsvTable, ParquetTable, parts_dir
+
+__all__ = [
+    "Fingerprints",
+    "ResultWriter",
+    "check_fingerprint",
+    "flatten_record",
+    "model_fingerprint",
+    "model_fingerprints",
+    "open_table",
+    "output_format",
+    "repair_result",
+    "result_columns",
+    "result_exists",
+    "sidecar_path",
+    "summary",
+    "weights_fingerprint",
+    "weights_fingerprints",
+]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 _LIST_COLUMNS = {"fold_scores": "fold", "probabilities": "p"}  # list-valued figures -> fold_0, p_0, ...
@@ -80,94 +105,38 @@ def result_columns(info: MetricInfo, metric: Any, options: Mapping[str, Any] | N
     return columns
 
 
-def weights_fingerprint(
-    folder: str | os.PathLike, *, precision: str = "fp32", options: Mapping[str, Any] | None = None
-) -> str:
-    """sha256 over a weights folder's metric, settings and recorded file hashes, plus precision and options.
+def open_table(out: str | os.PathLike, kinds: Mapping[str, str] | None = None) -> CsvTable | ParquetTable:
+    """The table of result `out` (CSV or Parquet, by its suffix); `kinds` (column -> kind) are needed to write.
 
-    Cheap (reads `config.json` only) and equal to `model_fingerprint(metric, options, folder)`.
-    """
-    contents = read_folder(Path(folder))
-    digest = hashlib.sha256(_describe(contents.metric, contents.settings, precision, options))
-    for entry in [*contents.head_files, *contents.backbone_files]:
-        digest.update(f"{entry['file']}={entry['sha256']}\n".encode())
-    return digest.hexdigest()
-
-
-def model_fingerprint(
-    metric: Any, options: Mapping[str, Any] | None = None, weights_folder: str | os.PathLike | None = None
-) -> str:
-    """sha256 identifying what produces the scores: metric, settings, weights, precision, options.
-
-    With the folder the metric was loaded from, its recorded sha256s stand for the tensors
-    (a `from_pretrained` load has checked them); otherwise every tensor's bytes are hashed.
-    """
-    if weights_folder is not None:
-        return weights_fingerprint(weights_folder, precision=metric.precision, options=options)
-    digest = hashlib.sha256(_describe(metric.name, metric.config.to_dict(), metric.precision, options))
-    for name, tensor in sorted(metric.state_dict().items()):
-        flat = tensor.detach().reshape(-1).cpu().contiguous()
-        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}\n".encode())
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _describe(name: str, settings: Mapping[str, Any], precision: str, options: Mapping[str, Any] | None) -> bytes:
-    chosen = {k: v for k, v in (options or {}).items() if v is not None}  # None = the metric's default
-    text = json.dumps([name, settings, precision, chosen], sort_keys=True, default=str)
-    return text.encode()
-
-
-class DoneRow(NamedTuple):
-    """What resume needs of a row already written."""
-
-    signature: str
-    status: str
-    score: float | None
-
-
-def read_rows(out: str | os.PathLike, fingerprint: str) -> dict[str, DoneRow]:
-    """Every complete row of an existing result, by id, after checking it was written by the same model.
-
-    Raises `InvalidInputError` when `out` has no sidecar or another model's fingerprint.
+    A CSV table escapes the text columns (kind "str") against formula injection; without
+    `kinds`, those of an existing file's header are taken by their names.
     """
     out = Path(out)
-    check_fingerprint(out, fingerprint)
-    table = CsvTable(out) if output_format(out) == "csv" else ParquetTable(out)
-    rows = {}
-    for row in table.rows(("id", "input_signature", "status", "score")):
-        score = row["score"]
-        rows[str(row["id"])] = DoneRow(row["input_signature"] or "", row["status"] or "", _float(score))
-    return rows
+    if output_format(out) == "parquet":
+        return ParquetTable(out, kinds)
+    if kinds is None:
+        kinds = {name: _default_kind(name) for name in CsvTable(out).header() or []}
+    return CsvTable(out, [name for name, kind in kinds.items() if kind == "str"])
 
 
-def check_fingerprint(out: Path, fingerprint: str) -> None:
-    """Refuse (`InvalidInputError`) to add to `out` unless its sidecar records `fingerprint`."""
+def check_fingerprint(out: str | os.PathLike, fingerprint: str | Iterable[str]) -> None:
+    """Refuse (`ResultFileError`) to add to `out` unless its sidecar records `fingerprint` (or one of them)."""
+    accepted = (fingerprint,) if isinstance(fingerprint, str) else fingerprint  # `in` stops at the first match
     sidecar = sidecar_path(out)
     try:
         recorded = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise InvalidInputError(
-            f"cannot resume {out}: {sidecar} is missing or unreadable, so which model wrote it is unknown; "
-            "use --overwrite to start again or another --out"
-        ) from None
-    if recorded.get("fingerprint") != fingerprint:
-        raise InvalidInputError(
+    except (OSError, ValueError):  # missing, not UTF-8, not JSON
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise ResultFileError(
+            f"cannot resume {out}: {sidecar} is missing or unreadable, so which model wrote it is unknown; {AGAIN}"
+        )
+    if recorded.get("fingerprint") not in accepted:
+        raise ResultFileError(
             f"refusing to resume {out}: it holds results of another model or options (metric "
             f"{recorded.get('metric')}, weights {recorded.get('weights')}, options {recorded.get('options')}); "
             "mixing them would make the scores incomparable: use --overwrite or another --out"
         )
-
-
-def read_done(out: str | os.PathLike, fingerprint: str) -> dict[str, str]:
-    """id -> input signature of every row already in `out` (checked against `fingerprint`)."""
-    return {key: row.signature for key, row in read_rows(out, fingerprint).items()}
-
-
-def _float(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    return float(value)
 
 
 class ResultWriter:
@@ -182,7 +151,11 @@ class ResultWriter:
         fingerprint: the model fingerprint, recorded in the sidecar.
         fmt: "csv" or "parquet" (default: from the suffix).
         job: more to record in the sidecar (metric, weights, revision, options).
+        fingerprint: the model fingerprint, recorded in the sidecar (several: the first is recorded,
+            and a result recording any of them may be resumed).
         resume: keep the rows already in `out` (refused when its sidecar has another fingerprint).
+        keep: with `resume`, keep only the rows at these positions (`resume.ResumePlan.keep`: the
+            file is rewritten without the others); `None` keeps every row.
         drop: ids whose rows are removed first (inputs changed: they are scored again).
     """
 
@@ -190,31 +163,38 @@ class ResultWriter:
         self,
         out: str | os.PathLike,
         columns: Sequence[str] | Mapping[str, str],
-        fingerprint: str,
+        fingerprint: str | Iterable[str],
         fmt: str | None = None,
         *,
         job: Mapping[str, Any] | None = None,
         resume: bool = False,
-        drop: set[str] | frozenset[str] = frozenset(),
+        keep: Collection[int] | None = None,
+        drop: Collection[str] = frozenset(),
         part_seconds: float = 2.0,
     ) -> None:
         self.out = Path(out)
         self.fmt = fmt or output_format(out)
         kinds = dict(columns) if isinstance(columns, Mapping) else {name: _default_kind(name) for name in columns}
         self.columns = list(kinds)
-        keep = resume and result_exists(self.out)
-        if keep:
+        resumed = resume and result_exists(self.out)
+        if resumed:
             check_fingerprint(self.out, fingerprint)
         else:
             self.discard()
-            document = {**(job or {}), "fingerprint": fingerprint, "package_version": __version__}
+            recorded = fingerprint if isinstance(fingerprint, str) else next(iter(fingerprint))
+            document = {**(job or {}), "fingerprint": recorded, "package_version": __version__}
             document.update(format=self.fmt, columns=self.columns)
             sidecar_path(self.out).write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
         if self.fmt == "csv":
-            self.table: CsvTable | ParquetTable = CsvTable(self.out)
+            text = [name for name, kind in kinds.items() if kind == "str"]
+            self.table: CsvTable | ParquetTable = CsvTable(self.out, text)
         else:
             self.table = ParquetTable(self.out, kinds, part_seconds=part_seconds)
-        self.table.open(self.columns, keep=keep, drop=drop)
+        if resumed and drop:
+            dropped = set(drop)
+            keep = [p for p, _, row in self.table.entries(["id"]) if row and (keep is None or p in keep)
+                    and str(row["id"]) not in dropped]  # fmt: skip
+        self.table.open(self.columns, keep=resumed, positions=keep if resumed else None)
         self.rows_written = 0
 
     def discard(self) -> None:
@@ -241,6 +221,14 @@ class ResultWriter:
 
 def _default_kind(name: str) -> str:
     return "str" if name in (*_TEXT_COLUMNS, "status", "input_signature") else "float"
+
+
+def repair_result(out: str | os.PathLike, keep: Collection[int]) -> None:
+    """Rewrite an existing result with only the rows at `keep` (`resume.ResumePlan.keep`), without a writer.
+
+    For a resumed job with nothing left to score, whose file still needs rows removed.
+    """
+    open_table(out).rewrite(keep)
 
 
 def summary(

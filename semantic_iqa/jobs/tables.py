@@ -1,24 +1,29 @@
 """Crash-safe storage of result rows: an append-only CSV file, or Parquet part files merged at the end.
 
 Both survive a hard kill: the CSV is flushed once per write and a torn last line is cut off
-when the file is reopened; Parquet rows go to whole part files (written to a temporary
-name, then renamed), and the merged file records which parts it holds, so a kill during
-the merge never counts a row twice.
+when the file is reopened (`csv_table`); Parquet rows go to whole part files (written to a
+temporary name, then renamed), and the merged file records which parts it holds, so a kill
+during the merge never counts a row twice. A Parquet file or part that cannot be read is a
+`ResultFileError` naming it, never a pyarrow traceback.
+
+Both tables number their rows the same way for the resume logic (`entries`: the result
+file's rows, then the pending parts', in order) and can be rewritten keeping some of them.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import time
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import InvalidInputError, InvalidOptionError
+from ..errors import InvalidOptionError, ResultFileError
+from .csv_table import AGAIN, CsvTable
+
+__all__ = ["CsvTable", "ParquetTable", "parts_dir", "require_pyarrow"]
 
 _MERGED_KEY = b"semantic_iqa.merged_parts"  # Parquet metadata: the part files a merged file holds
 _ROW_GROUP_ROWS = 65536
@@ -27,86 +32,6 @@ _ROW_GROUP_ROWS = 65536
 def parts_dir(out: str | os.PathLike) -> Path:
     """`<out>.parts/`: the Parquet part files of a job not merged yet."""
     return Path(f"{out}.parts")
-
-
-class CsvTable:
-    """A CSV result file: header once, rows appended and flushed per write."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.handle: Any = None
-
-    def _records(self) -> Iterator[tuple[list[str], list[str], int]]:
-        """(header, record, byte offset after it) of every complete record; a torn last one is left out."""
-        if not self.out.exists():
-            return
-        position = [0, True]  # bytes read so far; whether the last line read was complete
-
-        def lines(handle: Any) -> Iterator[str]:
-            for raw in handle:
-                position[0] += len(raw)
-                position[1] = raw.endswith(b"\n")
-                yield raw.decode("utf-8")
-
-        with open(self.out, "rb") as handle:
-            reader = csv.reader(lines(handle))
-            header = next(reader, None)
-            if header is None or not position[1]:
-                return
-            yield header, [], position[0]
-            for record in reader:
-                if len(record) != len(header) or not position[1]:  # torn by a kill mid-write
-                    return
-                yield header, record, position[0]
-
-    def rows(self, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
-        """The complete rows, restricted to `columns` (missing columns read as None)."""
-        for header, record, _ in self._records():
-            if record:
-                row = dict(zip(header, record, strict=True))
-                yield {name: row.get(name) for name in columns}
-
-    def open(self, columns: list[str], *, keep: bool, drop: set[str] | frozenset[str]) -> None:
-        """Start a new file, or keep the complete rows of the existing one (less `drop`) and append."""
-        self.columns = columns
-        if keep:
-            last = deque(self._records(), maxlen=1)  # the header and the end of the last complete record
-            header, _, end = last[0] if last else (None, [], 0)
-            if header is not None and header != columns:
-                raise InvalidInputError(
-                    f"cannot resume {self.out}: its columns differ from this job's ({', '.join(header)}); "
-                    "use --overwrite or another --out"
-                )
-            if drop:
-                self._rewrite_without(drop)
-            elif header is not None:
-                os.truncate(self.out, end)  # cut a torn last line off before appending
-            keep = header is not None
-        self.handle = open(self.out, "a" if keep else "w", newline="", encoding="utf-8")
-        self.writer = csv.writer(self.handle, lineterminator="\n")
-        if not keep:
-            self.writer.writerow(columns)
-            self.handle.flush()
-
-    def _rewrite_without(self, drop: set[str] | frozenset[str]) -> None:
-        staging = self.out.with_name(self.out.name + ".tmp")
-        with open(staging, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(self.columns)
-            index = self.columns.index("id")
-            for _, record, _ in self._records():
-                if record and record[index] not in drop:
-                    writer.writerow(record)
-        os.replace(staging, self.out)
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        self.writer.writerows([[row[name] for name in self.columns] for row in rows])
-        self.handle.flush()  # what is written survives a kill of this process
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
 
 
 class ParquetTable:
@@ -129,13 +54,36 @@ class ParquetTable:
     def remove_parts(out: str | os.PathLike) -> None:
         shutil.rmtree(parts_dir(out), ignore_errors=True)
 
-    def _merged(self) -> set[str]:
+    def _unreadable(self, source: Path, exc: Exception) -> ResultFileError:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if source == self.out:
+            return ResultFileError(f"cannot resume {self.out}: it is not a readable Parquet file ({reason}); {AGAIN}")
+        return ResultFileError(
+            f"cannot resume {self.out}: its part file {source} is not a readable Parquet file ({reason}); "
+            f"delete that part to score its rows again, or {AGAIN}"
+        )
+
+    def _schema(self, source: Path) -> Any:
         import pyarrow.parquet as pq
 
+        try:
+            return pq.read_schema(source)
+        except (self.pa.ArrowException, OSError) as exc:  # not Parquet, truncated, unreadable
+            raise self._unreadable(source, exc) from None
+
+    def _read(self, source: Path, columns: Sequence[str] | None = None) -> Any:
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(source, columns=columns)
+        except (self.pa.ArrowException, OSError) as exc:
+            raise self._unreadable(source, exc) from None
+
+    def _merged(self) -> set[str]:
         if not self.out.exists():
             return set()
-        metadata = pq.read_schema(self.out).metadata or {}
-        return set(filter(None, metadata.get(_MERGED_KEY, b"").decode().split(",")))
+        metadata = self._schema(self.out).metadata or {}
+        return set(filter(None, metadata.get(_MERGED_KEY, b"").decode(errors="replace").split(",")))
 
     def _pending_parts(self) -> list[Path]:
         """Part files not merged into `out` yet, oldest first."""
@@ -147,25 +95,43 @@ class ParquetTable:
     def _sources(self) -> list[Path]:
         return ([self.out] if self.out.exists() else []) + self._pending_parts()
 
-    def rows(self, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
-        import pyarrow.parquet as pq
-
+    def entries(self, columns: Sequence[str]) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
+        """(position, "row N", row restricted to `columns`) of every row of `out`, then of the pending parts."""
+        position = 0
         for source in self._sources():
-            names = pq.read_schema(source).names
-            table = pq.read_table(source, columns=[name for name in columns if name in names])
+            names = self._schema(source).names
+            table = self._read(source, [name for name in columns if name in names])
             for row in table.to_pylist():
-                yield {name: row.get(name) for name in columns}
+                position += 1
+                yield position - 1, f"row {position}", {name: row.get(name) for name in columns}
 
-    def open(self, columns: list[str], *, keep: bool, drop: set[str] | frozenset[str]) -> None:
+    def rows(self, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
+        for _, _, row in self.entries(columns):
+            if row is not None:
+                yield row
+
+    def open(self, columns: list[str], *, keep: bool, positions: Collection[int] | None = None) -> None:
+        """Start a new result, or keep the existing one (only the rows at `positions`, when given) and add parts."""
         self.columns = columns
-        if keep and drop:
-            self._merge(drop)
-        elif not keep:
+        if keep:
+            for source in self._sources():
+                missing = [name for name in columns if name not in self._schema(source).names]
+                if missing:
+                    raise ResultFileError(
+                        f"cannot resume {self.out}: {source} lacks this job's column(s) {', '.join(missing)}; {AGAIN}"
+                    )
+            if positions is not None:
+                self._merge(positions)
+        else:
             self.out.unlink(missing_ok=True)
             self.remove_parts(self.out)
         self.parts.mkdir(exist_ok=True)
         for leftover in self.parts.glob("*.tmp"):  # a part half-written by a killed run
             leftover.unlink()
+
+    def rewrite(self, positions: Collection[int]) -> None:
+        """Rewrite `out` with only the rows at `positions` (of `out` and the pending parts)."""
+        self._merge(positions)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         self.buffer.extend(rows)
@@ -189,26 +155,37 @@ class ParquetTable:
 
     def close(self) -> None:
         self.flush()
-        self._merge(frozenset())
+        self._merge(None)
 
-    def _merge(self, drop: set[str] | frozenset[str]) -> None:
-        """Rewrite `out` as every row of `out` and the pending parts (less `drop`), then remove the parts."""
-        import pyarrow.compute as pc
+    def _merge(self, positions: Collection[int] | None) -> None:
+        """Rewrite `out` as every row of `out` and the pending parts (only those at `positions`), remove the parts."""
+        import numpy as np
         import pyarrow.parquet as pq
 
         pending = self._pending_parts()
-        if not pending and not drop:
+        if not pending and positions is None:
             self.remove_parts(self.out)
             return
+        sources = self._sources()
+        schema = self.schema
+        if not schema.names and sources:  # a repair without the job's columns: the file's own
+            schema = self._schema(sources[0]).remove_metadata()
         merged = {p.name for p in pending} | (self._merged() & {p.name for p in self.parts.glob("part-*.parquet")})
-        schema = self.schema.with_metadata({_MERGED_KEY: ",".join(sorted(merged)).encode()})
+        schema = schema.with_metadata({_MERGED_KEY: ",".join(sorted(merged)).encode()})
+        wanted = np.array(sorted(positions), dtype=np.int64) if positions is not None else None
         staging = self.out.with_name(self.out.name + ".tmp")
         with pq.ParquetWriter(staging, schema) as writer:
-            batch, size = [], 0
-            for source in self._sources():
-                table = pq.read_table(source).select(self.schema.names).cast(self.schema)
-                if drop:
-                    table = table.filter(pc.invert(pc.is_in(table["id"], value_set=self.pa.array(sorted(drop)))))
+            batch, size, offset = [], 0, 0
+            for source in sources:
+                table = self._read(source)
+                try:
+                    table = table.select(schema.names).cast(schema.remove_metadata())
+                except (self.pa.ArrowException, KeyError) as exc:  # a column missing, or of another type
+                    raise self._unreadable(source, exc) from None
+                if wanted is not None:
+                    index = np.arange(offset, offset + table.num_rows)
+                    offset += table.num_rows
+                    table = table.filter(self.pa.array(np.isin(index, wanted)))
                 batch.append(table)
                 size += table.num_rows
                 if size >= _ROW_GROUP_ROWS:  # few, large row groups, not one per part

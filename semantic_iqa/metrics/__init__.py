@@ -24,6 +24,7 @@ DSS_SQA = register_metric(
             "(3) point weights= (Python), --weights (CLI) or $SEMANTIC_IQA_WEIGHTS at a weights folder or Hub repo id"
         ),
         inputs=("ref", "dist"),
+        option_settings={"gate": "gate.mode"},  # `gate=None` scores with the folder's `gate.mode`
     )
 )
 

@@ -12,7 +12,8 @@ from typing import Any
 import ray
 import ray.data
 
-from ..errors import InvalidOptionError
+from ..errors import ClusterConnectionError, InvalidOptionError
+from .address import check_ray_address
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,12 @@ def _connected(address: str | None) -> Iterator[str]:
         yield "the connected Ray instance"
         return
     if address:
+        check_ray_address(address)  # seconds, where ray.init would retry an unreachable address for minutes
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(address=address, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as exc:  # "auto" with no cluster on this machine, a head that went away
+            raise ClusterConnectionError(f"--ray-address {address}: {exc}") from None
         where = f"the Ray cluster at {address}"
     else:
         init_local_ray()

@@ -18,17 +18,14 @@ import ray.data
 
 from ..errors import InvalidInputError, InvalidOptionError
 from ..hub import locate_weights, resolve_weights
-from ..jobs.items import JobInputs, image_columns, input_signature, read_manifest
-from ..jobs.local import JobInterrupted, ProgressLog, check_output
-from ..jobs.results import (
-    ResultWriter,
-    read_rows,
-    result_columns,
-    result_exists,
-    summary,
-    weights_fingerprint,
-)
+from ..jobs.items import JobInputs, image_columns, read_manifest
+from ..jobs.local import JobInterrupted, ProgressLog
+from ..jobs.lock import result_lock
+from ..jobs.results import ResultWriter, repair_result, result_columns, summary, weights_fingerprints
+from ..jobs.resume import plan_job
+from ..outputs import check_output
 from ..registry import MetricInfo, create_metric
+from .address import check_ray_address
 from .cluster import _connected, _quiet_ray_data, plan_actors
 from .scorer import (
     _BATCHES_PER_BLOCK,
@@ -90,12 +87,17 @@ def run_ray_job(
 
     Raises:
         JobInterrupted: on Ctrl-C (or a `KeyboardInterrupt` from `on_rows`), after the rows so far are saved.
+        ResultLockedError: another run is writing `out` (`<out>.lock`, held for the whole job).
+        InvalidOptionError, ClusterConnectionError: an `address` of no accepted form, or one that
+            cannot be reached (`address.check_ray_address`), in seconds and before any work.
     """
     start = time.perf_counter()
     stream = stream or sys.stderr
     out, options = Path(out), dict(options or {})
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidOptionError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if address is not None:
+        check_ray_address(address)  # before any work: a wrong address fails in seconds, not minutes
     if isinstance(items, (str, os.PathLike)):
         manifest = Path(items).absolute()
         items = read_manifest(manifest, info)
@@ -109,99 +111,92 @@ def run_ray_job(
         _check_reference_cache(info)
 
     folder, name, hub_revision, on_hub = _weights(info, weights, revision)
-    fingerprint = weights_fingerprint(folder, precision=precision, options=options)
+    fingerprints = weights_fingerprints(folder, precision=precision, options=options)
     images = image_columns(info)
     unit = "pair" if info.kind == "FR" else "image"
-    done = read_rows(out, fingerprint) if resume and result_exists(out) else {}  # refuses another model's rows
+    with result_lock(out):  # one writer per result file: a second run is refused, not interleaved
+        job_plan = plan_job(out, fingerprints, items, images, resume=resume)  # refuses another model's rows
+        for line in job_plan.warnings:
+            print(f"semantic-iqa: warning: {line}", file=stream)
+        tally, skipped = job_plan.tally, job_plan.skipped
+        todo = [
+            {**{name: item[name] for name in ("id", *info.inputs)}, "input_signature": signature}
+            for item, signature in job_plan.todo
+        ]
+        if job_plan.existing:
+            print(
+                f"semantic-iqa: resuming {out}: {skipped} {unit}(s) done already, {len(todo)} to score"
+                + (f" ({job_plan.changed} with changed inputs)" if job_plan.changed else ""),
+                file=stream,
+            )
+        if not todo and job_plan.keep is not None:  # nothing to score, but rows to remove: no Ray needed
+            repair_result(out, job_plan.keep)
 
-    todo: list[dict[str, Any]] = []
-    stale: set[str] = set()
-    ok = failed = 0
-    score_sum = 0.0
-    first_error: str | None = None
-    for item in items:
-        signature = input_signature(item, images)  # taken before decoding: a later change is seen next time
-        previous = done.get(item["id"])
-        if previous is not None and previous.signature == signature:
-            ok, failed = ok + (previous.status == "ok"), failed + (previous.status != "ok")
-            score_sum += previous.score if previous.status == "ok" and previous.score is not None else 0.0
-            first_error = first_error or (previous.status if previous.status != "ok" else None)
-            continue
-        if previous is not None:
-            stale.add(item["id"])
-        todo.append({**{name: item[name] for name in ("id", *info.inputs)}, "input_signature": signature})
-    skipped = len(items) - len(todo)
-    if done:
-        print(
-            f"semantic-iqa: resuming {out}: {skipped} {unit}(s) done already, {len(todo)} to score"
-            + (f" ({len(stale)} with changed inputs)" if stale else ""),
-            file=stream,
-        )
-
-    written = 0
-    if todo:
-        # The driver loads the metric once, on its CPU: the result columns (exactly the local
-        # engine's) and, for a decode stage, the picklable image transform come from it.
-        local_model = create_metric(info.name, folder, device="cpu", precision=precision)
-        columns = result_columns(info, local_model, options)
-        transform = local_model.image_transform()
-        del local_model
-        job = {"metric": info.name, "weights": name, "revision": hub_revision, "options": options, "engine": "ray"}
-        writer: ResultWriter | None = None
-        # Hub weights on a cluster: each node fetches the commit resolved here. Otherwise the
-        # folder (a local instance shares this machine's files; a cluster needs it on every node).
-        from_hub = on_hub and (address is not None or ray.is_initialized())
-        scorer_args = {
-            "metric": info.name,
-            "weights": name if from_hub else str(folder),
-            "options": options,
-            "precision": precision,
-            "revision": hub_revision if from_hub else None,
-            "reference_cache": reference_cache,
-        }
-        try:
-            with _connected(address) as where, _quiet_ray_data():
-                resources = ray.cluster_resources()
-                plan = plan_actors(resources.get("CPU", 1), resources.get("GPU", 0), num_actors, decode)
-                print(f"semantic-iqa: {len(todo)} {unit}(s) on {where}: {plan.note}", file=stream, flush=True)
-                dataset = _job_dataset(todo, batch_size)
-                if plan.decode_stage:
-                    # A pool of CPU actors, not tasks: Ray Data fuses a task stage into the
-                    # actors after it when their resource requests match (CPU-only nodes), and
-                    # the decoding would silently move back into the scoring actors.
-                    dataset = dataset.map_batches(
-                        ImageDecoder,
-                        fn_constructor_kwargs={"transform": transform, "image_columns": images},
-                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.decode_actors),
-                        num_cpus=1,
+        written = 0
+        if todo:
+            # The driver loads the metric once, on its CPU: the result columns (exactly the local
+            # engine's) and, for a decode stage, the picklable image transform come from it.
+            local_model = create_metric(info.name, folder, device="cpu", precision=precision)
+            columns = result_columns(info, local_model, options)
+            transform = local_model.image_transform()
+            del local_model
+            job = {"metric": info.name, "weights": name, "revision": hub_revision, "options": options, "engine": "ray"}
+            writer: ResultWriter | None = None
+            # Hub weights on a cluster: each node fetches the commit resolved here. Otherwise the
+            # folder (a local instance shares this machine's files; a cluster needs it on every node).
+            from_hub = on_hub and (address is not None or ray.is_initialized())
+            scorer_args = {
+                "metric": info.name,
+                "weights": name if from_hub else str(folder),
+                "options": options,
+                "precision": precision,
+                "revision": hub_revision if from_hub else None,
+                "reference_cache": reference_cache,
+            }
+            try:
+                with _connected(address) as where, _quiet_ray_data():
+                    resources = ray.cluster_resources()
+                    plan = plan_actors(resources.get("CPU", 1), resources.get("GPU", 0), num_actors, decode)
+                    print(f"semantic-iqa: {len(todo)} {unit}(s) on {where}: {plan.note}", file=stream, flush=True)
+                    dataset = _job_dataset(todo, batch_size)
+                    if plan.decode_stage:
+                        # A pool of CPU actors, not tasks: Ray Data fuses a task stage into the
+                        # actors after it when their resource requests match (CPU-only nodes), and
+                        # the decoding would silently move back into the scoring actors.
+                        dataset = dataset.map_batches(
+                            ImageDecoder,
+                            fn_constructor_kwargs={"transform": transform, "image_columns": images},
+                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.decode_actors),
+                            num_cpus=1,
+                            batch_size=batch_size,
+                            batch_format="numpy",
+                        )
+                    # Ray Data restarts a killed scoring actor and runs its unfinished batches again
+                    # (its defaults for actor pools: max_restarts=-1, max_task_retries=-1).
+                    scored = dataset.map_batches(
+                        PairScorer,
+                        fn_constructor_kwargs={**scorer_args, "threads": plan.threads},
+                        compute=ray.data.ActorPoolStrategy(size=plan.num_actors),
+                        num_gpus=plan.num_gpus,
+                        num_cpus=plan.num_cpus,
                         batch_size=batch_size,
                         batch_format="numpy",
                     )
-                # Ray Data restarts a killed scoring actor and runs its unfinished batches again
-                # (its defaults for actor pools: max_restarts=-1, max_task_retries=-1).
-                scored = dataset.map_batches(
-                    PairScorer,
-                    fn_constructor_kwargs={**scorer_args, "threads": plan.threads},
-                    compute=ray.data.ActorPoolStrategy(size=plan.num_actors),
-                    num_gpus=plan.num_gpus,
-                    num_cpus=plan.num_cpus,
-                    batch_size=batch_size,
-                    batch_format="numpy",
-                )
-                # Opened once Ray is up: a cluster that cannot be reached leaves an earlier result as it was.
-                writer = ResultWriter(out, columns, fingerprint, job=job, resume=resume, drop=stale)
-                counts = _save_rows(scored, writer, todo, unit, progress, log_every_s, stream, on_rows)
-                written = counts.rows
-                ok, failed, score_sum = ok + counts.ok, failed + counts.failed, score_sum + counts.score_sum
-                first_error = first_error or counts.first_error
-        except KeyboardInterrupt:  # the `finally` saves what arrived before this propagates
-            written = writer.rows_written if writer is not None else 0
-            raise JobInterrupted(out, written, skipped + written, len(items)) from None
-        finally:
-            if writer is not None:
-                writer.close()
-        if written != len(todo):  # Ray Data raises when a task fails for good; this is a last guard
-            raise RuntimeError(f"Ray returned {written} of {len(todo)} rows; resume to score the rest")
+                    # Opened once Ray is up: a cluster that cannot be reached leaves an earlier result as it was.
+                    writer = ResultWriter(out, columns, fingerprints, job=job, resume=resume, keep=job_plan.keep)
+                    counts = _save_rows(scored, writer, todo, unit, progress, log_every_s, stream, on_rows)
+                    written = counts.rows
+                    tally.ok, tally.failed = tally.ok + counts.ok, tally.failed + counts.failed
+                    tally.score_sum += counts.score_sum
+                    tally.first_error = tally.first_error or counts.first_error
+            except KeyboardInterrupt:  # the `finally` saves what arrived before this propagates
+                written = writer.rows_written if writer is not None else 0
+                raise JobInterrupted(out, written, skipped + written, len(items)) from None
+            finally:
+                if writer is not None:
+                    writer.close()
+            if written != len(todo):  # Ray Data raises when a task fails for good; this is a last guard
+                raise RuntimeError(f"Ray returned {written} of {len(todo)} rows; resume to score the rest")
     return summary(
         metric=info.name,
         weights=name,
@@ -209,12 +204,12 @@ def run_ray_job(
         options=options,
         out=out,
         engine="ray",
-        ok=ok,
-        failed=failed,
+        ok=tally.ok,
+        failed=tally.failed,
         skipped=skipped,
-        mean_score=score_sum / ok if ok else None,
+        mean_score=tally.mean_score,
         wall_time_s=time.perf_counter() - start,
-        first_error=first_error,
+        first_error=tally.first_error,
     )
 
 

@@ -24,6 +24,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("checkpoints", nargs="+", help="fold checkpoints in fold order (fold_0/.../best.pth ...)")
     convert.add_argument("--out", required=True, help="weights folder to write")
     convert.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out that is not a dss_sqa weights folder"
+    )
+    convert.add_argument(
         "--hub-backbones", action="store_true", help="reference the Hub backbones instead of storing the checkpoint's"
     )
     convert.add_argument(
@@ -47,6 +50,7 @@ def convert_command(args: argparse.Namespace) -> int:
         hub_backbones=args.hub_backbones,
         architecture_from=args.architecture_from,
         trust_pickle=args.trust_pickle,
+        overwrite=args.overwrite,
     )
     print(f"converted {len(args.checkpoints)} fold(s) -> {out}")
     return 0
@@ -78,6 +82,7 @@ def train(args: argparse.Namespace, info: MetricInfo) -> int:
         device=args.device,
         batch_size=args.batch_size,
         workers=args.workers,
+        overwrite=args.overwrite,
     )
     columns = ("srocc", "plcc", "final", "mae", "rmse")
     print("| fold | pairs | best epoch | " + " | ".join(c.upper() for c in columns) + " |")
@@ -96,7 +101,7 @@ def reference_backbones(info: MetricInfo) -> dict[str, BackboneSpec]:
     return REFERENCE_CONFIG.backbone_specs()
 
 
-def make_tiny(folder: str, seed: int = 0) -> Path:
+def make_tiny(folder: str, seed: int = 0, overwrite: bool = False) -> Path:
     from .tiny import make_tiny as write_tiny
 
-    return write_tiny(folder, seed=seed)
+    return write_tiny(folder, seed=seed, overwrite=overwrite)

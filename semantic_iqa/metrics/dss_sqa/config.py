@@ -11,9 +11,60 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ...config import CLIP_MEAN, CLIP_STD, BackboneSpec, build_dataclass, known_fields
-from ...errors import InvalidOptionError, WeightsFormatError
+from ...config_fields import (
+    FEATURE_DIM,
+    IMAGE_SIZE,
+    MAX_IMAGE_SIZE,
+    MEAN,
+    PROVENANCE,
+    STD,
+    Field,
+    Integer,
+    Items,
+    Number,
+    Text,
+    backbone_fields,
+    parse_fields,
+    section,
+)
+from ...errors import InvalidOptionError, WeightsConfigError, WeightsFormatError
 
 GATE_MODES = ("hard", "soft", "off")
+
+# Bounds of DSS-SQA's own settings in a weights folder (the shared ones, image size, mean,
+# std, feature widths, are in `semantic_iqa.config_fields`). Each keeps what a damaged or
+# hostile config.json can make `from_pretrained` allocate to what the architecture needs.
+MAX_FOLDS = 64  # cross-validated heads: the reference has 5, 10-fold is common; 64 leaves room
+MAX_HEAD_WIDTH = 4096  # a fold head's hidden layers (the reference: 256 and 128)
+MAX_CLASSES = 101  # quality classes of a head (the reference: 6, scores 0..5); a 0..100 scale at most
+# Logits the gate sets or adds: softmax is already one-hot at 100; 1000 keeps them finite in bf16.
+MAX_LOGIT = 1000.0
+# All fold heads together (num_folds x [fusion_dim x hidden_1 + ...]): the reference has 7.1 M;
+# 100 M parameters is 400 MB of float32, where each size within its own bound could ask for 50 GB.
+MAX_HEAD_PARAMETERS = 100_000_000
+
+# The settings of config.json, by section: `semantic_iqa.config_fields.parse_fields` checks them.
+PREPROCESS_FIELDS: dict[str, Field] = {"image_size": IMAGE_SIZE, "mean": MEAN, "std": STD}
+HEAD_FIELDS: dict[str, Field] = {
+    "hidden_dims": Items(Integer(1, MAX_HEAD_WIDTH, "MAX_HEAD_WIDTH"), 2, 2),
+    "dropout": Items(Number(0.0, 1.0, high_open=True), 2, 2),
+    "num_classes": Integer(2, MAX_CLASSES, "MAX_CLASSES"),
+    "norm_eps": Number(0.0, 1.0, low_open=True),
+    "norm_momentum": Number(0.0, 1.0),
+}
+GATE_FIELDS: dict[str, Field] = {
+    "mode": Text(max_length=16),  # which modes exist is GateConfig's own check
+    "low": Number(-1.0, 1.0),  # thresholds on a cosine
+    "high": Number(-1.0, 1.0),
+    "hard_logit": Number(0.0, MAX_LOGIT),
+    "soft_strength": Number(0.0, MAX_LOGIT),
+}
+FIELDS: dict[str, Field] = {
+    "structure_dim": FEATURE_DIM,
+    "semantic_dim": FEATURE_DIM,
+    "num_folds": Integer(1, MAX_FOLDS, "MAX_FOLDS"),
+    "provenance": PROVENANCE,
+}
 
 
 @dataclass(frozen=True)
@@ -101,21 +152,70 @@ class DSSSQAConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DSSSQAConfig:
-        """Parse the settings of a `config.json` (without its envelope); `WeightsFormatError` if wrong."""
-        body = dict(raw)
+        """Parse the settings of a `config.json` (without its envelope); `WeightsFormatError` if wrong.
+
+        Every value is checked against `FIELDS` and the sections' field lists first (type and
+        range; `WeightsConfigError` naming the field), so nothing is built from a wrong one.
+        """
+        body = parse_fields(FIELDS, raw)
         try:
-            return cls(
-                structure=build_dataclass(BackboneSpec, body.pop("structure")),
-                semantic=build_dataclass(BackboneSpec, body.pop("semantic")),
-                preprocess=build_dataclass(PreprocessConfig, body.pop("preprocess", {})),
-                head=build_dataclass(HeadConfig, body.pop("head", {})),
-                gate=build_dataclass(GateConfig, body.pop("gate", {})),
+            parts = {role: backbone_fields(body.pop(role), role) for role in ("structure", "semantic")}
+            config = cls(
+                structure=build_dataclass(BackboneSpec, parts["structure"]),
+                semantic=build_dataclass(BackboneSpec, parts["semantic"]),
+                preprocess=build_dataclass(
+                    PreprocessConfig, section(body.pop("preprocess", {}), "preprocess", PREPROCESS_FIELDS)
+                ),
+                head=build_dataclass(HeadConfig, section(body.pop("head", {}), "head", HEAD_FIELDS)),
+                gate=build_dataclass(GateConfig, section(body.pop("gate", {}), "gate", GATE_FIELDS)),
                 **known_fields(cls, body),
             )
         except KeyError as exc:
             raise WeightsFormatError(f"config.json lacks the required entry {exc}") from None
         except (TypeError, InvalidOptionError) as exc:  # missing dataclass fields, bad gate settings
             raise WeightsFormatError(f"config.json: {exc}") from None
+        config.check_head_size()
+        return config
+
+    def head_parameters(self) -> int:
+        """Parameters and statistics of all fold heads together (7.1 M for the reference)."""
+        (hidden1, hidden2), classes = self.head.hidden_dims, self.head.num_classes
+        per_fold = (self.fusion_dim + 1) * hidden1 + 4 * hidden1 + (hidden1 + 1) * hidden2 + (hidden2 + 1) * classes
+        return self.num_folds * per_fold
+
+    def check_head_size(self) -> None:
+        """`WeightsConfigError` if the fold heads together exceed `MAX_HEAD_PARAMETERS`."""
+        if self.head_parameters() > MAX_HEAD_PARAMETERS:
+            raise WeightsConfigError(
+                "num_folds x head.hidden_dims",
+                [self.num_folds, list(self.head.hidden_dims)],
+                f"fold heads of at most {MAX_HEAD_PARAMETERS:,} parameters in all (MAX_HEAD_PARAMETERS); "
+                f"these would have {self.head_parameters():,}",
+            )
+
+    def check_encoders(self, encoders: dict[str, Any]) -> None:
+        """`WeightsConfigError` if `preprocess.image_size` is a size the loaded structure backbone cannot take.
+
+        Called by `from_pretrained` once the backbones are built, before the heads and any
+        scoring: a ViT cuts its input into patches, so the size must be a multiple of the
+        patch size (DINOv3: 16), and its trained size if the model takes no other. The
+        semantic backbone resizes to its own size, so it takes any.
+        """
+        model = getattr(encoders.get("structure"), "model", None)
+        embed = getattr(model, "patch_embed", None)
+        patch, size = getattr(embed, "patch_size", None), self.preprocess.image_size
+        if patch is None:
+            return
+        patch = tuple(patch) if isinstance(patch, (tuple, list)) else (int(patch), int(patch))
+        if any(size % side for side in patch):
+            raise WeightsConfigError(
+                "preprocess.image_size",
+                size,
+                f"a multiple of {patch[0]} (the structure backbone's patch size) up to {MAX_IMAGE_SIZE}",
+            )
+        trained = tuple(getattr(embed, "img_size", None) or ())
+        if getattr(embed, "strict_img_size", False) and trained and trained != (size, size):
+            raise WeightsConfigError("preprocess.image_size", size, f"{trained[0]} (the structure backbone's size)")
 
 
 # The reference backbones, pinned to Hub commits: the ONE place their revisions are set.

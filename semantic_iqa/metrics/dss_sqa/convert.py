@@ -35,6 +35,7 @@ from ..._version import __version__
 from ...backbones import SemanticEncoder, StructureEncoder, clip_keys_for_installed
 from ...checkpoints import load_checkpoint
 from ...errors import ConversionError
+from ...outputs import check_output_folder
 from ...weights import read_folder, sha256_file
 from .checkpoint_config import MODEL_KEYS, check_model_keys, default_gate_mode, gate_mode, model_section
 from .config import (
@@ -71,6 +72,7 @@ def convert_siqav3(
     hub_backbones: bool = False,
     architecture_from: str | os.PathLike | None = None,
     trust_pickle: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Convert the authors' fold checkpoints (in fold order) into a weights folder at `out`.
 
@@ -85,6 +87,8 @@ def convert_siqav3(
         trust_pickle: read files that the safe loader (`torch.load(weights_only=True)`)
             refuses with the full unpickler, which runs any code stored in them. Only for
             files you trust; checkpoints written by the authors' train script do not need it.
+        overwrite: write into a non-empty `out` that is not a DSS-SQA weights folder (never
+            over a checkpoint or into the `architecture_from` folder).
 
     Returns:
         The written weights folder. Its default gate is the checkpoints' (`off` when their
@@ -98,6 +102,8 @@ def convert_siqav3(
     """
     if not checkpoints:
         raise ConversionError("give at least one checkpoint (one per fold, fold 0 first)")
+    inputs = [*checkpoints, architecture_from]
+    check_output_folder(out, metric=DSSSQA.name, overwrite=overwrite, inputs=inputs)  # before reading gigabytes
     folds = [_read_checkpoint(Path(path), trust_pickle) for path in checkpoints]
     default_gate = default_gate_mode(folds)
     backbones = _shared_backbones(folds)
@@ -133,7 +139,7 @@ def convert_siqav3(
             heads.load_fold_state_dict(index, fold["heads"])
         except (KeyError, ValueError) as exc:
             raise ConversionError(f"{fold['path']}: head tensors do not fit: {exc}") from None
-    return DSSSQA(config, structure, semantic, heads).save_pretrained(out)
+    return DSSSQA(config, structure, semantic, heads).save_pretrained(out, overwrite=overwrite)
 
 
 def _read_checkpoint(path: Path, trust_pickle: bool) -> dict[str, Any]:

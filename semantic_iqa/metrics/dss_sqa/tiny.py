@@ -86,9 +86,9 @@ def build_random_model(preset: str = "tiny", seed: int = 0, num_folds: int = 5) 
     return model.eval()
 
 
-def make_tiny(folder: str | os.PathLike, seed: int = 0, num_folds: int = 5) -> Path:
+def make_tiny(folder: str | os.PathLike, seed: int = 0, num_folds: int = 5, overwrite: bool = False) -> Path:
     """Write a tiny random weights folder (real timm/transformers classes) and return its path."""
-    return build_random_model("tiny", seed=seed, num_folds=num_folds).save_pretrained(folder)
+    return build_random_model("tiny", seed=seed, num_folds=num_folds).save_pretrained(folder, overwrite=overwrite)
 
 
 def _randomise_norm_statistics(model: DSSSQA) -> None:

@@ -33,7 +33,7 @@ from ..._version import __version__
 from ...errors import DatasetError, InvalidOptionError
 from ...evaluation import agreement, final_score, plcc, srocc
 from ...feature_cache import default_cache_dir
-from ...weights import check_writable
+from ...outputs import check_output_folder
 from .config import DSSSQAConfig
 from .data import read_pairs
 from .features import FeatureCache
@@ -220,6 +220,7 @@ def train_from_folder(
     batch_size: int = 16,
     workers: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainingResult:
     """Check a labelled data set, cache its features, train the folds and export a weights folder.
 
@@ -229,12 +230,15 @@ def train_from_folder(
     needed. The folder `out` gets the weights (with the figures in the model card) and
     `out/training/`: report.json, oof_predictions.csv and, when matplotlib is installed,
     oof_scatter.png. Backbones referenced from the Hub stay references: `out` holds the heads.
+    A non-empty `out` that is not a DSS-SQA weights folder is written into only with `overwrite`;
+    never one of the inputs (the data set, the score table, the `backbones_from` folder).
     """
     recipe = recipe or Recipe()
     pairs = read_pairs(data_dir, scores_file)  # every problem reported before any compute
     checked_folds(pairs.scores, recipe.folds, recipe.seed)
     out = Path(out)
-    check_writable(out)  # before any compute, not only when saving at the end
+    inputs = [data_dir, scores_file, backbones_from]
+    check_output_folder(out, metric=DSSSQA.name, overwrite=overwrite, inputs=inputs)  # before any compute
     if backbones_from is None:
         base = DSSSQA.from_backbones(device=device)
     else:
@@ -277,6 +281,6 @@ def train_from_folder(
             },
         },
     }
-    export_model(base, result, provenance).save_pretrained(out)
+    export_model(base, result, provenance).save_pretrained(out, overwrite=overwrite)
     write_report(out / "training", result, pairs)
     return result

@@ -27,6 +27,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--variant", required=True, choices=VARIANTS, help="A: quality templates; B: prompt")
     convert.add_argument("--out", required=True, help="weights folder to write")
     convert.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out that is no mst_clipiqa weights folder"
+    )
+    convert.add_argument(
         "--hub-backbones",
         action="store_true",
         help="reference the pinned Hub CLIP repos instead of storing the checkpoint's encoders (they were frozen)",
@@ -39,12 +42,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def convert_command(args: argparse.Namespace) -> int:
+    from ...outputs import check_output_folder
     from .convert import convert_mst_checkpoint
+    from .model import MSTCLIPIQA
 
+    inputs = [args.checkpoint, args.architecture_from]  # checked before the checkpoint is read
+    check_output_folder(args.out, metric=MSTCLIPIQA.name, overwrite=args.overwrite, inputs=inputs)
     model = convert_mst_checkpoint(args.checkpoint, args.variant, **_architecture(args.architecture_from))
     if args.hub_backbones:
         model.config = replace(model.config, **REFERENCE_BACKBONES)
-    out = model.save_pretrained(args.out)
+    out = model.save_pretrained(args.out, overwrite=args.overwrite)
     print(f"converted variant {args.variant} -> {out}")
     return 0
 
@@ -110,6 +117,7 @@ def train(args: argparse.Namespace, info: MetricInfo) -> int:
         device=args.device,
         batch_size=args.batch_size,
         workers=args.workers,
+        overwrite=args.overwrite,
     )
     print(json.dumps(result.summary(), indent=2))
     print(f"weights -> {args.out}; report -> {Path(args.out) / 'training'}")
@@ -121,7 +129,7 @@ def reference_backbones(info: MetricInfo) -> dict[str, BackboneSpec]:
     return dict(REFERENCE_BACKBONES)
 
 
-def make_tiny(folder: str, seed: int = 0, variant: str = "A") -> Path:
+def make_tiny(folder: str, seed: int = 0, variant: str = "A", overwrite: bool = False) -> Path:
     from .tiny import build_random_mst_clipiqa
 
-    return build_random_mst_clipiqa(variant, "tiny", seed=seed).save_pretrained(folder)
+    return build_random_mst_clipiqa(variant, "tiny", seed=seed).save_pretrained(folder, overwrite=overwrite)

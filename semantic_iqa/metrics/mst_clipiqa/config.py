@@ -13,7 +13,20 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ...config import CLIP_MEAN, CLIP_STD, BackboneSpec
-from ...errors import InvalidOptionError, WeightsFormatError
+from ...config_fields import (
+    FEATURE_DIM,
+    IMAGE_SIZE,
+    MEAN,
+    PROVENANCE,
+    STD,
+    Field,
+    Integer,
+    Items,
+    Text,
+    backbone_fields,
+    parse_fields,
+)
+from ...errors import InvalidOptionError, WeightsConfigError, WeightsFormatError
 
 # "A": no prompt, score = expected quality level in [1, 5] from five text templates.
 # "B": prompt-anchored, cross-attention to the generation prompt, unbounded regression output.
@@ -61,6 +74,32 @@ REFERENCE_TEXT_CONFIG: dict[str, Any] = {
     "bos_token_id": 0,
     "eos_token_id": 2,
     "pad_token_id": 1,
+}
+
+
+# Bounds of MST-CLIPIQA's own settings in a weights folder (the shared ones are in
+# `semantic_iqa.config_fields`); checked by `MSTCLIPIQAConfig.from_dict` before anything is built.
+MAX_PROMPT_TOKENS = 77  # CLIP's text tower has 77 positions, start and end tokens included
+MAX_QUALITY_LEVELS = 10  # quality words, one per level of the score (the reference: 5)
+MAX_TEMPLATE_LENGTH = 200  # characters of the quality template (tokens are cut at 77 anyway)
+
+FIELDS: dict[str, Field] = {
+    "variant": Text(max_length=8),  # which variants exist is `check_variant`'s
+    "image_size": IMAGE_SIZE,  # and the towers' own size: `check_encoders`
+    "mean": MEAN,
+    "std": STD,
+    "embed_dim": FEATURE_DIM,
+    "hidden_dim": FEATURE_DIM,
+    # Exactly one "{}" and no other braces: `str.format` with anything else raises, or reads attributes.
+    "quality_template": Text(
+        max_length=MAX_TEMPLATE_LENGTH,
+        pattern=r"[^{}]*\{\}[^{}]*",
+        description=f"a string of at most {MAX_TEMPLATE_LENGTH} characters with one '{{}}' for the quality word",
+    ),
+    "quality_words": Items(Text(max_length=64), 2, MAX_QUALITY_LEVELS),
+    "max_prompt_tokens": Integer(2, MAX_PROMPT_TOKENS, "MAX_PROMPT_TOKENS"),
+    "num_heads": FEATURE_DIM,  # and a divisor of embed_dim (checked when the config is built)
+    "provenance": PROVENANCE,
 }
 
 
@@ -134,19 +173,33 @@ class MSTCLIPIQAConfig:
         missing = sorted(names - set(body))
         if missing:
             raise WeightsFormatError(f"config lacks the {cls.__name__} entries: {', '.join(missing)}")
+        # Type and range of every value (lists become tuples), before anything is built from them.
+        body = parse_fields(FIELDS, body)
         try:
             for role in ("coarse", "fine", "text"):
-                spec = body[role]
-                if not isinstance(spec, dict):
-                    raise WeightsFormatError(f"config entry {role!r} must be a backbone object, got {spec!r}")
-                body[role] = BackboneSpec(**spec)
-            for name in ("mean", "std", "quality_words"):
-                body[name] = tuple(body[name])
+                body[role] = BackboneSpec(**backbone_fields(body[role], role))
             return cls(**body)
         except TypeError as exc:  # unknown or missing BackboneSpec fields
             raise WeightsFormatError(f"config: {exc}") from None
         except InvalidOptionError as exc:  # bad variant or head count
             raise WeightsFormatError(f"config: {exc}") from None
+
+    def check_encoders(self, encoders: dict[str, Any]) -> None:
+        """`WeightsConfigError` if the settings do not fit the loaded towers.
+
+        Called by `from_pretrained` once the towers are built, before the heads and any
+        scoring: the CLIP image towers take images of their own size only (no interpolation),
+        and the prompt cannot be longer than the text tower's positions.
+        """
+        for role in ("coarse", "fine"):
+            size = getattr(encoders.get(role), "image_size", None)
+            if size is not None and size != self.image_size:
+                raise WeightsConfigError("image_size", self.image_size, f"{size} (the {role} tower's image size)")
+        positions = getattr(encoders.get("text"), "max_positions", None)
+        if positions is not None and self.max_prompt_tokens > positions:
+            raise WeightsConfigError(
+                "max_prompt_tokens", self.max_prompt_tokens, f"at most {positions} (the text tower's positions)"
+            )
 
     def with_variant(self, variant: str) -> MSTCLIPIQAConfig:
         """A copy for the other variant (checked)."""

@@ -34,7 +34,7 @@ from ...devices import resolve_device
 from ...errors import InvalidOptionError
 from ...evaluation import plcc, srocc
 from ...feature_cache import default_cache_dir
-from ...weights import check_writable
+from ...outputs import check_output_folder
 from .config import MSTCLIPIQAConfig
 from .data import LABEL_COLUMNS, read_agiqa
 from .features import CachedFeatures, MSTFeatureCache
@@ -162,6 +162,7 @@ def train_from_folder(
     batch_size: int = 16,
     workers: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainingResult:
     """Check an AGIQA-3K-layout data set, cache its features, train, report and export.
 
@@ -174,6 +175,8 @@ def train_from_folder(
         backbones_from: the frozen towers to train on: a model of the right variant, a weights
             folder or Hub repo (`MSTCLIPIQA.from_pretrained`), or None for the reference towers.
         recipe, cache_dir, device ("auto"/None = CUDA if present), batch_size and workers (extraction).
+        overwrite: write into a non-empty `out` that is not an MST-CLIPIQA weights folder (never
+            into the data set's folder or the `backbones_from` folder).
 
     Returns:
         The `TrainingResult`, its `model` the exported model.
@@ -188,7 +191,8 @@ def train_from_folder(
     data = read_agiqa(data_dir, labels, need_prompts=variant == "B")
     checked_split(len(data), recipe)
     out = Path(out)
-    check_writable(out)
+    paths = [backbones_from] if isinstance(backbones_from, (str, os.PathLike)) else []
+    check_output_folder(out, metric=MSTCLIPIQA.name, overwrite=overwrite, inputs=[data.csv_path.parent, *paths])
     base = _base_model(backbones_from, variant, device)
     cache = MSTFeatureCache(cache_dir or default_cache_dir(), base)
     features, keys = cache.features(data.paths, data.prompts, batch_size=batch_size, workers=workers, progress=progress)
@@ -219,7 +223,7 @@ def train_from_folder(
         else (str(backbones_from) if isinstance(backbones_from, (str, os.PathLike)) else "a model passed in"),
     }
     result.model = export_model(base, result, provenance)
-    result.model.save_pretrained(out)
+    result.model.save_pretrained(out, overwrite=overwrite)
     write_report(out / "training", result, data, provenance)
     return result
 
