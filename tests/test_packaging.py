@@ -124,6 +124,23 @@ def test_pyiqa_finds_the_metrics_without_import_semantic_iqa(venv, tiny_dir):
     assert "'dss_sqa'" not in switched_off.stdout, "SEMANTIC_IQA_PYIQA_AUTOLOAD=0 switches the hook off"
 
 
+@pytest.mark.parametrize("first", ["semantic_iqa", "pyiqa"])
+def test_with_the_start_up_hook_either_import_order_registers_once(venv, first):
+    """The start-up finder and the package's own import hook must not both wrap pyiqa's loader."""
+    second = "pyiqa" if first == "semantic_iqa" else "semantic_iqa"
+    code = (
+        f"import {first}\nimport {second}\nimport sys\n"
+        "assert type(pyiqa.__loader__).__name__ != '_RegisteringLoader', type(pyiqa.__loader__)\n"
+        "assert type(pyiqa.__spec__.loader).__name__ != '_RegisteringLoader', type(pyiqa.__spec__.loader)\n"
+        "left = [type(f).__name__ for f in sys.meta_path if 'semantic' in type(f).__module__]\n"
+        "assert not left, left\n"
+        "print(sorted(m for m in pyiqa.list_models() if m.startswith(('dss', 'mst'))))"
+    )
+    done = run(venv / "bin" / "python", "-c", code, env=venv_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "['dss_sqa', 'dss_sqa_soft', 'mst_clipiqa']"
+
+
 def test_the_start_up_hook_imports_nothing_heavy(venv):
     code = "import sys; print(sorted(m for m in sys.modules if 'semantic' in m or m in ('torch', 'pyiqa', 'numpy')))"
     done = run(venv / "bin" / "python", "-c", code, env=venv_env())

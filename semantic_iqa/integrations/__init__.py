@@ -30,13 +30,21 @@ if TYPE_CHECKING:
     from ..metric import Metric
 
 
+_STARTUP_MODULE = "_semantic_iqa_autoload"  # the start-up finder's module (see the repository root)
+
+
 def register_available() -> None:
     """Register with every library that keeps a registry (today: pyiqa), now or when it is imported.
 
     pyiqa already imported: its registry gets this package's metrics now. Not yet imported:
     an import hook does it right after `import pyiqa` finishes; without pyiqa installed the hook
     never fires and costs one name comparison per import. Nothing heavy is imported here.
+
+    The start-up finder (`_semantic_iqa_autoload`, installed by the wheel's `.pth` file) has
+    done its job once this package is imported: it leaves `sys.meta_path` here, so that one
+    hook, never two, wraps pyiqa's loader.
     """
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__module__ != _STARTUP_MODULE]
     if sys.modules.get("pyiqa") is not None:  # None: a blocked import (sys.modules["pyiqa"] = None)
         _register_with_pyiqa()
     elif "pyiqa" not in sys.modules and not any(isinstance(f, _PyiqaImportHook) for f in sys.meta_path):
