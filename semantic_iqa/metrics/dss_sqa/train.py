@@ -91,6 +91,43 @@ def checked_folds(scores: np.ndarray, folds: int = 5, seed: int = 3407) -> list[
     return splits
 
 
+def recipe_loss(logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """The reference loss of a batch: CrossEntropy(logits, round(score)) + MSE(expected score, score).
+
+    Both terms weigh 1, no label smoothing. logits [B, C], scores [B] in [0, C - 1] -> [].
+    """
+    return F.cross_entropy(logits, scores.round().long()) + F.mse_loss(expected_score(logits), scores)
+
+
+def make_optimiser(
+    head: torch.nn.Module, recipe: Recipe
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.CosineAnnealingLR]:
+    """AdamW over `head` (the recipe's lr and weight decay; torch's betas and eps) and its cosine
+    schedule over `recipe.epochs`, which the trainer steps once per epoch."""
+    optimiser = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return optimiser, torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=recipe.epochs)
+
+
+def draw_flips(generator: torch.Generator, count: int, recipe: Recipe) -> torch.Tensor:
+    """One batch's flips, [2, count] of 0/1: row 0 the references, row 1 the distorted images,
+    each pair's two drawn independently with `recipe.flip_probability` (a CPU generator)."""
+    return (torch.rand(2, count, generator=generator) < recipe.flip_probability).long()
+
+
+def recipe_step(
+    head: FoldHeads, optimiser: torch.optim.Optimizer, fused: torch.Tensor, scores: torch.Tensor, recipe: Recipe
+) -> torch.Tensor:
+    """One update of a one-fold `head` on one batch of fused features [B, D] with scores [B]:
+    `recipe_loss`, gradients clipped to a total norm of `recipe.grad_clip`, an optimiser step.
+    Returns the batch's loss (detached). The caller steps the schedule once per epoch."""
+    loss = recipe_loss(head(fused)[:, 0], scores)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(head.parameters(), recipe.grad_clip)
+    optimiser.step()
+    return loss.detach()
+
+
 def train_folds(
     config: DSSSQAConfig,
     structure: torch.Tensor,
@@ -139,8 +176,7 @@ def _train_one_fold(config, structure, semantic, ref_rows, dist_rows, targets, t
     torch.manual_seed(recipe.seed)  # every fold starts as a separate run of the recipe would
     generator = torch.Generator(device="cpu").manual_seed(recipe.seed)
     head = FoldHeads(1, config.fusion_dim, config.head).to(device)
-    optimiser = torch.optim.AdamW(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=recipe.epochs)
+    optimiser, schedule = make_optimiser(head, recipe)
     train_pairs = torch.as_tensor(train_pairs, device=device)
     held = torch.as_tensor(held_out, device=device)
     best: FoldResult | None = None
@@ -152,15 +188,10 @@ def _train_one_fold(config, structure, semantic, ref_rows, dist_rows, targets, t
         for batch in order.split(recipe.batch_size):
             if len(batch) < 2:  # BatchNorm cannot train on a single pair
                 continue
-            flips = (torch.rand(2, len(batch), generator=generator) < recipe.flip_probability).long().to(device)
-            logits = _logits(head, structure, semantic, ref_rows[batch], dist_rows[batch], flips[0], flips[1])
-            label = targets[batch]
-            loss = F.cross_entropy(logits, label.round().long()) + F.mse_loss(expected_score(logits), label)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), recipe.grad_clip)
-            optimiser.step()
-        schedule.step()
+            flips = draw_flips(generator, len(batch), recipe).to(device)
+            fused = _fused(structure, semantic, ref_rows[batch], dist_rows[batch], flips[0], flips[1])
+            recipe_step(head, optimiser, fused, targets[batch], recipe)
+        schedule.step()  # per epoch, not per batch
 
         predictions = _held_out_scores(config, head, structure, semantic, ref_rows[held], dist_rows[held])
         labels = targets[held].cpu().numpy()
@@ -176,14 +207,14 @@ def _train_one_fold(config, structure, semantic, ref_rows, dist_rows, targets, t
     return best
 
 
-def _logits(head, structure, semantic, ref_rows, dist_rows, ref_flip, dist_flip) -> torch.Tensor:
+def _fused(structure, semantic, ref_rows, dist_rows, ref_flip, dist_flip) -> torch.Tensor:
     fused, _ = fuse_features(
         structure[ref_rows, ref_flip],
         structure[dist_rows, dist_flip],
         semantic[ref_rows, ref_flip],
         semantic[dist_rows, dist_flip],
     )
-    return head(fused)[:, 0]
+    return fused
 
 
 @torch.no_grad()
