@@ -39,13 +39,7 @@ from semantic_iqa.metrics.mst_clipiqa.train import (
 QUICK = Recipe(epochs=3)  # the reference recipe, fewer epochs: end-to-end plumbing
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is faster, and immune to a busy second core (OpenMP waits on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ from semantic_iqa.metrics.mst_clipiqa.features import CachedFeatures
 from semantic_iqa.metrics.mst_clipiqa.tiny import build_random_mst_clipiqa
 from semantic_iqa.metrics.mst_clipiqa.train import FeatureScorer, Recipe, train_on_features
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- the loop in float64, from the reference text ---------------------------------------------------------------

@@ -44,12 +44,7 @@ NAMES = ["linear1_weight", "linear1_bias", "norm_weight", "norm_bias"]
 NAMES += ["linear2_weight", "linear2_bias", "linear3_weight", "linear3_bias"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def feature_set(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
