@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,52 +165,3 @@ def test_create_metric_gives_the_dss_sqa_model(tiny_dir, tiny_model, photo):
     assert metric.predict(photo, dist).score.item() == pytest.approx(
         tiny_model.predict(photo, dist).score.item(), abs=1e-6
     )
-
-
-def test_no_import_circles():
-    """Each module imports only modules below it: adapters -> metrics -> shared core, never back."""
-    import ast
-
-    root = Path(semantic_iqa.__file__).parent
-    graph: dict[str, set[str]] = {}
-    for path in root.rglob("*.py"):
-        module = ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
-        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                targets.add(".".join(base + ([node.module] if node.module else [])))
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("semantic_iqa"):
-                targets.add(node.module)
-        graph[module] = {t for t in targets if t != module}
-    modules = set(graph)
-
-    def resolve(target: str) -> str | None:  # `from .x import y` may name a module x.y or a name y in x
-        return target if target in modules else None
-
-    edges = {m: {r for t in targets if (r := resolve(t)) and r != m} for m, targets in graph.items()}
-    # Package __init__ modules re-export their children; only look for circles among plain modules.
-    plain = {m for m in modules if not (root.parent / (m.replace(".", "/") + "/__init__.py")).exists()}
-    seen: dict[str, int] = {}
-
-    def visit(module: str, stack: list[str]) -> None:
-        seen[module] = 1
-        for nxt in sorted(edges.get(module, ())):
-            if nxt not in plain:
-                continue
-            assert seen.get(nxt) != 1, "import circle: " + " -> ".join([*stack, module, nxt])
-            if nxt not in seen:
-                visit(nxt, [*stack, module])
-        seen[module] = 2
-
-    for module in sorted(plain):
-        if module not in seen:
-            visit(module, [])
-    core = [
-        m for m in plain if not m.startswith(("semantic_iqa.metrics", "semantic_iqa.integrations", "semantic_iqa.cli"))
-    ]
-    for module in core:
-        wrong = {t for t in edges[module] if t.startswith(("semantic_iqa.integrations", "semantic_iqa.cli"))}
-        assert not wrong, f"{module} (core) imports adapters: {wrong}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .parser import positive_int
+from .arg_types import positive_int
 
 METHOD_CHOICES = ("auto", "occlusion", "gradients")  # semantic_iqa.explanation.METHODS, without importing torch
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError, InvalidOptionError
-from .parser import DEFAULT_WORKERS
+from .arg_types import DEFAULT_WORKERS
 
 if TYPE_CHECKING:
     from ..jobs.items import JobInputs

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from ..errors import InvalidOptionError
 from ..registry import list_metrics, metric_info
-from .parser import DEFAULT_WORKERS, non_negative_int, positive_int
+from .arg_types import DEFAULT_WORKERS, non_negative_int, positive_int
 
 
 def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str, ModuleType]) -> None:

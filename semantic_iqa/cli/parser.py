@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
 from types import ModuleType
 
 from .._version import __version__
 from ..registry import list_metrics
+
+# re-exported: the option types moved to arg_types (no parser <-> command-module circle)
+from .arg_types import DEFAULT_WORKERS, non_negative_int, positive_int  # noqa: F401
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -17,23 +19,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def metric_command_modules() -> dict[str, ModuleType]:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInputError, InvalidOptionError
 from ..registry import MetricInfo, metric_info
 from . import exit_codes
+from .arg_types import DEFAULT_WORKERS, non_negative_int, positive_int
 from .job_outputs import check_job_outputs, resume_command
-from .parser import DEFAULT_WORKERS, non_negative_int, positive_int
 
 # The model, the Hub and the job runner (torch and the backbone libraries) are imported in the
 # commands' handlers, not here: building the parser (`semantic-iqa --help`) must stay cheap.
