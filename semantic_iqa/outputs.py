@@ -19,18 +19,27 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from .errors import InvalidOptionError, OutputError, WeightsOutputError
+from .errors import OutputError, WeightsOutputError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from .jobs.items import JobInputs
+    from collections.abc import Iterable, Mapping, Sequence
 
     PathLike = str | os.PathLike
-    # A job's inputs: a `JobInputs`, or any paths (files or folders; `None` entries are skipped).
-    Inputs = JobInputs | Iterable[PathLike | None]
+
+    class JobInputsLike(Protocol):
+        """What this module reads of a job's inputs (`semantic_iqa.jobs.items.JobInputs`).
+
+        Structural, so the core does not import the job layer above it.
+        """
+
+        items: Sequence[Mapping[str, str]]
+        folders: Sequence[PathLike]
+        files: Sequence[PathLike]
+
+    # A job's inputs, or any paths (files or folders; `None` entries are skipped).
+    Inputs = JobInputsLike | Iterable[PathLike | None]
 
 _IMAGE_COLUMNS = ("ref", "dist", "image")
 
@@ -144,25 +153,6 @@ def check_output_file(
             f"refusing to overwrite {option} {path}: it exists; pass --overwrite (overwrite=True) to replace it"
         )
     return path
-
-
-def check_output(out: PathLike, inputs: Inputs | None = None, *, resume: bool = False, overwrite: bool = False) -> None:
-    """Refuse a job's result file (`--out`) that would destroy data: over or inside an input, or an existing result.
-
-    An existing result is replaced only with `overwrite`, or added to with `resume`.
-    """
-    from .jobs.results import output_format, result_exists, sidecar_path
-
-    out = Path(out)
-    output_format(out)
-    if resume and overwrite:
-        raise InvalidOptionError("choose --resume (finish the existing result) or --overwrite (replace it), not both")
-    check_output_file(out, overwrite=True, inputs=inputs, option="--out")
-    check_not_input(sidecar_path(out), inputs, "--out")  # its `.job.json`, written beside it
-    if result_exists(out) and not (resume or overwrite):
-        raise OutputError(
-            f"refusing to overwrite --out {out}: it exists; pass --resume to finish it or --overwrite to replace it"
-        )
 
 
 def is_summary_of(path: PathLike, out: PathLike) -> bool:

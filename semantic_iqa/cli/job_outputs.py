@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def check_job_outputs(args: argparse.Namespace, inputs: JobInputs) -> None:
     """Refuse, before any model work, every output of the job that cannot or must not be written."""
-    from ..outputs import check_output
+    from ..jobs import check_output
 
     guarded = replace(inputs, folders=[*inputs.folders, *local_folder(args.weights)])
     check_output(args.out, guarded, resume=args.resume, overwrite=args.overwrite)

@@ -17,13 +17,42 @@ from typing import Any, TextIO
 
 import torch
 
-from ..outputs import check_not_input, check_output  # noqa: F401  (re-exported: the check moved to outputs)
+from ..errors import InvalidOptionError, OutputError
+from ..outputs import check_not_input, check_output_file
 from ..registry import MetricInfo
 from ..scoring import Batch, iterate_batches
 from .items import JobInputs, image_columns
 from .lock import result_lock
-from .results import ResultWriter, flatten_record, model_fingerprints, result_columns, summary
+from .results import (
+    ResultWriter,
+    flatten_record,
+    model_fingerprints,
+    output_format,
+    result_columns,
+    result_exists,
+    sidecar_path,
+    summary,
+)
 from .resume import plan_job
+
+
+def check_output(
+    out: str | os.PathLike, inputs: JobInputs | None = None, *, resume: bool = False, overwrite: bool = False
+) -> None:
+    """Refuse a job's result file (`--out`) that would destroy data: over or inside an input, or an existing result.
+
+    An existing result is replaced only with `overwrite`, or added to with `resume`.
+    """
+    out = Path(out)
+    output_format(out)
+    if resume and overwrite:
+        raise InvalidOptionError("choose --resume (finish the existing result) or --overwrite (replace it), not both")
+    check_output_file(out, overwrite=True, inputs=inputs, option="--out")
+    check_not_input(sidecar_path(out), inputs, "--out")  # its `.job.json`, written beside it
+    if result_exists(out) and not (resume or overwrite):
+        raise OutputError(
+            f"refusing to overwrite --out {out}: it exists; pass --resume to finish it or --overwrite to replace it"
+        )
 
 
 class JobInterrupted(KeyboardInterrupt):

@@ -19,11 +19,10 @@ import ray.data
 from ..errors import InvalidInputError, InvalidOptionError
 from ..hub import locate_weights, resolve_weights
 from ..jobs.items import JobInputs, image_columns, read_manifest
-from ..jobs.local import JobInterrupted, ProgressLog
+from ..jobs.local import JobInterrupted, ProgressLog, check_output
 from ..jobs.lock import result_lock
 from ..jobs.results import ResultWriter, repair_result, result_columns, summary, weights_fingerprints
 from ..jobs.resume import plan_job
-from ..outputs import check_output
 from ..registry import MetricInfo, create_metric
 from .address import check_ray_address
 from .cluster import _connected, _quiet_ray_data, plan_actors
