@@ -59,7 +59,7 @@ from semantic_iqa.devices import describe_device, resolve_device
 from semantic_iqa.evaluation import agreement, logistic_plcc, two_afc, two_afc_hard_accuracy
 from semantic_iqa.inputs import load_padded
 from semantic_iqa.metrics.dss_sqa.data import DIST_FOLDERS, IMAGE_SUFFIXES, REF_FOLDERS, read_pairs
-from semantic_iqa.metrics.dss_sqa.reference_cache import ReferenceCache
+from semantic_iqa.reference_cache import ReferenceCache
 
 if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from .integrations.loss import DSSSQALoss, NoReferenceQualityLoss
     from .metric import Metric
     from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
-    from .metrics.dss_sqa.reference_cache import ReferenceCache
+    from .reference_cache import ReferenceCache
 
 # Public name -> the module (relative to this package) that defines it; imported on first use.
 _LAZY = {
@@ -59,7 +59,7 @@ _LAZY = {
     "DSSSQA": ".metrics.dss_sqa",
     "DSSSQAConfig": ".metrics.dss_sqa.config",
     "DSSSQAOutput": ".metrics.dss_sqa",
-    "ReferenceCache": ".metrics.dss_sqa.reference_cache",
+    "ReferenceCache": ".reference_cache",
 }
 
 __all__ = [

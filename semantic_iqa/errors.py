@@ -41,6 +41,15 @@ class OutputError(InvalidInputError, InvalidOptionError):
     """
 
 
+class MetricContractError(SemanticIQAError, TypeError):
+    """A metric (a plug-in) does not keep its declared contract: its records differ from its declared
+    result fields, or a hook the shared layers call is missing. A fault of the metric, not of the input."""
+
+
+class PluginWarning(UserWarning):
+    """A metric plug-in (entry point `semantic_iqa.metrics`) could not be loaded; the others still work."""
+
+
 class ClusterConnectionError(SemanticIQAError, ConnectionError):
     """The Ray cluster at `--ray-address` cannot be reached, or what answers there is not a Ray head."""
 

@@ -1,24 +1,25 @@
-"""What every metric shares: weights I/O (`from_pretrained` / `save_pretrained` /
-`push_to_hub`) and batch scoring of any input kind (`predict`), written once.
+"""`Metric`: the contract between a metric and the shared layers, and what every metric shares.
 
-A metric is an `nn.Module` subclass of `Metric` that says what it is made of:
+A metric is an `nn.Module` subclass of `Metric`. Its registry entry (`MetricInfo`) says what it
+is as data (inputs, options, result fields, direction, range); the class provides the hooks
+below, which the shared layers call and never look behind (in the manner of huggingface_hub's
+`_from_pretrained` / `_save_pretrained`):
 
-- `name` (its registry name), `config_class` (its settings dataclass: `to_dict`,
-  `from_dict`, `backbone_specs`, `with_backbones`), `encoder_classes` (role -> frozen
-  encoder class);
-- `from_parts(config, encoders)`: the metric with fresh heads; `frozen_encoders()`: them by role;
-- `head_parts()` / `load_head_parts(parts)`: the trained tensors, as named safetensors files;
-- `image_transform()`: a picklable function decoding one image into its preprocessed
-  [3, S, S] tensor in [0, 1];
-- `score_batch(images, extras, **options)`: the scores of one batch of preprocessed images;
-- `model_card()`: the README.md of its weights folder.
+- weights I/O: `config_class` (`from_dict` / `to_dict` / `backbone_specs`), `encoder_classes`,
+  `from_parts`, `frozen_encoders`, `head_parts`, `load_head_parts`, `model_card`;
+- scoring: `image_transform` (decode one image for the batch loop) and `score_batch`
+  (a `MetricOutput` for a batch of decoded images, no gradients);
+- gradients: `differentiable_score` (explanation maps, adapters) and `training_loss` (losses);
+- optional: `make_reference_cache` (reference features kept by content), `working_size`
+  (the size the metric resamples an image to, for maps). A tiny random model, if the metric
+  has one, is named by its registry entry (`MetricInfo.tiny`).
+
+Written once here: `from_pretrained` / `save_pretrained` / `push_to_hub`, precision, `predict`.
 """
 
 from __future__ import annotations
 
-import inspect
-import os
-import tempfile
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,21 +29,22 @@ from torch import nn
 
 from .backbones import FrozenEncoder
 from .config import BackboneSpec
-from .devices import resolve_device
-from .errors import InvalidOptionError, UnknownOptionError, WeightsConfigError, WeightsFormatError
-from .hub import push_folder, resolve_weights
-from .hub_access import hub_options
-from .inputs import ImageLike, as_image_list, check_same_length
-from .outputs import check_output_folder
+from .errors import InvalidInputError, InvalidOptionError, UnknownOptionError
+from .inputs import ImageLike, Images, as_image_list, check_same_length
+from .metric_output import MetricOutput
+from .metric_weights import WeightsIO
 from .registry import MetricInfo, metric_info
 from .scoring import iterate_batches
-from .weights import CONFIG_NAME, check_folder_files, read_folder, read_head_files, write_folder
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-class Metric(nn.Module):
-    """Base class of the metrics: frozen encoders plus trained heads, one weights folder."""
+class Metric(WeightsIO, nn.Module, metaclass=ABCMeta):
+    """Base class of the metrics: frozen encoders plus trained heads, one weights folder.
+
+    Shapes: a batch of B images is a float tensor [B, 3, H, W] in [0, 1]; a score is [B].
+    Which way is better and the score's range are the registry entry's (`self.info`).
+    """
 
     name: ClassVar[str]
     config_class: ClassVar[type]
@@ -50,34 +52,124 @@ class Metric(nn.Module):
 
     config: Any
 
-    # -- what each metric provides --------------------------------------------------------
+    # -- weights I/O hooks --------------------------------------------------------------------
     @classmethod
     def load_encoder(cls, role: str, spec: BackboneSpec, folder: Path) -> FrozenEncoder:
         """The frozen encoder of `role`, from `folder / spec.path` or the Hub (override for options)."""
         return cls.encoder_classes[role].from_spec(spec, folder)
 
     @classmethod
+    @abstractmethod
     def from_parts(cls, config: Any, encoders: dict[str, FrozenEncoder], **options: Any) -> Metric:
-        raise NotImplementedError
+        """The metric on these frozen `encoders` (by role) with fresh, untrained heads.
 
+        `options` are the fixed options of a registry entry (e.g. a variant); an unknown one
+        raises `UnknownOptionError`.
+        """
+
+    @abstractmethod
     def frozen_encoders(self) -> dict[str, FrozenEncoder]:
-        """The frozen encoders by role."""
-        raise NotImplementedError
+        """The frozen encoders by role (the keys of `encoder_classes`)."""
 
+    @abstractmethod
     def head_parts(self) -> dict[str, dict[str, torch.Tensor]]:
-        raise NotImplementedError
+        """The trained tensors as named files: file stem -> {tensor name: tensor} (safetensors)."""
 
+    @abstractmethod
     def load_head_parts(self, parts: list[dict[str, torch.Tensor]]) -> None:
-        raise NotImplementedError
+        """Load the tensors `head_parts` wrote, in its order; `WeightsFormatError` if they do not fit."""
 
-    def image_transform(self) -> Callable[[ImageLike], torch.Tensor]:
-        raise NotImplementedError
-
-    def score_batch(self, images: dict[str, torch.Tensor], extras: dict[str, list[Any]], **options: Any) -> Any:
-        raise NotImplementedError
-
+    @abstractmethod
     def model_card(self) -> str:
-        raise NotImplementedError
+        """The README.md of the weights folder (a `huggingface_hub.ModelCard`'s text)."""
+
+    # -- scoring hooks ----------------------------------------------------------------------
+    @abstractmethod
+    def image_transform(self) -> Callable[[ImageLike], torch.Tensor]:
+        """A picklable function decoding one image (path, PIL, array, tensor) into what
+        `score_batch` takes: a float tensor [3, S, S] in [0, 1] (run in decoding workers)."""
+
+    @abstractmethod
+    def score_batch(
+        self,
+        images: dict[str, torch.Tensor],
+        extras: dict[str, list[Any]],
+        *,
+        reference_cache: Any = None,
+        **options: Any,
+    ) -> MetricOutput:
+        """Scores of one batch of decoded images, no gradients needed.
+
+        Args:
+            images: input role ("ref", "dist", "image") -> [B, 3, S, S] from `image_transform`.
+            extras: text inputs by role (e.g. "prompt" -> B strings); empty when none.
+            reference_cache: from `make_reference_cache` (full reference): reference features
+                kept by content; `None` = encode every reference.
+            options: the registry entry's `scoring_options` (`None` = not given).
+
+        Returns:
+            A `MetricOutput` whose `to_records()` gives `score` and the declared result fields.
+        """
+
+    @abstractmethod
+    def differentiable_score(
+        self,
+        images: dict[str, torch.Tensor],
+        extras: dict[str, list[Any]] | None = None,
+        *,
+        reference_cache: Any = None,
+        checkpoint_activations: bool = False,
+        **options: Any,
+    ) -> torch.Tensor:
+        """[B] scores of float images of any size, differentiable in every non-reference image.
+
+        Args:
+            images: input role -> [B, 3, H, W] float in [0, 1] (sizes may differ between roles).
+            extras: text inputs by role, as for `score_batch`.
+            reference_cache: as for `score_batch`; references never need gradients.
+            checkpoint_activations: recompute the encoders' activations in the backward pass
+                instead of storing them (less memory, one more forward pass of time).
+            options: scoring options, as for `score_batch`.
+        """
+
+    # -- optional hooks ---------------------------------------------------------------------
+    def training_loss(
+        self,
+        images: dict[str, torch.Tensor],
+        extras: dict[str, list[Any]] | None = None,
+        *,
+        reference_cache: Any = None,
+        checkpoint_activations: bool = False,
+        **loss_options: Any,
+    ) -> torch.Tensor:
+        """[B] losses, lower is better, for training a model against this metric.
+
+        The default reads the score's direction and range from the registry entry: a bounded
+        higher-is-better score gives `high - score` (>= 0, 0 at the best score), an unbounded
+        one `-score`; a lower-is-better score `score - low`, or `score` when unbounded. A
+        metric overrides this to add terms of its own (`loss_options`).
+        """
+        if loss_options:
+            raise UnknownOptionError(f"{self.name}'s loss takes no options; got {', '.join(loss_options)}")
+        score = self.differentiable_score(
+            images, extras, reference_cache=reference_cache, checkpoint_activations=checkpoint_activations
+        )
+        low, high = self.info.score_range
+        if self.info.higher_is_better:
+            return high - score if high is not None else -score
+        return score - low if low is not None else score
+
+    def make_reference_cache(self, max_items: int = 4096) -> Any:
+        """An object keeping reference features by content, for `score_batch` / `differentiable_score`.
+
+        `None` (the default) when the metric has no reference or nothing worth keeping.
+        """
+        return None
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) the metric resamples a `width` x `height` image to before encoding;
+        explanation maps are computed at that size. Default: the image's own size."""
+        return width, height
 
     # -- shared ---------------------------------------------------------------------------
     @property
@@ -88,110 +180,6 @@ class Metric(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike | None = None,
-        *,
-        revision: str | None = None,
-        device: str | torch.device | None = None,
-        precision: str = "fp32",
-        metric: MetricInfo | None = None,
-        token: str | bool | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        local_files_only: bool = False,
-        force_download: bool = False,
-        **options: Any,
-    ) -> Metric:
-        """Load a weights folder (local path or Hub repo id; `None` = the metric's default).
-
-        The model comes back in eval mode on `device` ("auto" = CUDA if available), its
-        backbones in `precision` ("fp32", or "bf16": faster on GPUs; heads stay float32).
-        The folder is untrusted input: every setting is checked (type, and the range the
-        architecture allows: `WeightsConfigError`), and every file it names must lie inside it
-        and have its recorded sha256 (`WeightsIntegrityError`), all before any backbone is built.
-
-        `revision`, `token`, `cache_dir`, `local_files_only` and `force_download` mean what they
-        mean in `huggingface_hub.ModelHubMixin.from_pretrained`; all but `revision` (the weights
-        repo's) also apply to the Hub backbones the weights reference. Other keywords are the
-        metric's options (`from_parts`); an unknown one raises `UnknownOptionError` (a `TypeError`)
-        before anything is downloaded.
-        """
-        _check_options(cls, options)
-        target = resolve_device(device)
-        with hub_options(
-            token=token, cache_dir=cache_dir, local_files_only=local_files_only, force_download=force_download
-        ):
-            folder = resolve_weights(name_or_path, revision, metric or metric_info(cls.name))
-            contents = read_folder(folder)
-            if contents.metric != cls.name:
-                raise WeightsFormatError(f"{folder} holds {contents.metric!r} weights, not {cls.name!r}")
-            config_path = folder / CONFIG_NAME
-            try:
-                config = cls.config_class.from_dict(contents.settings)
-            except WeightsConfigError as exc:
-                raise exc.in_file(config_path) from None
-            specs = config.backbone_specs()
-            check_folder_files(folder, contents, [spec.path for spec in specs.values() if spec.path is not None])
-            encoders = {role: cls.load_encoder(role, spec, folder) for role, spec in specs.items()}
-        check_encoders = getattr(config, "check_encoders", None)  # settings that must fit the built backbones
-        if check_encoders is not None:
-            try:
-                check_encoders(encoders)
-            except WeightsConfigError as exc:
-                raise exc.in_file(config_path) from None
-        model = cls.from_parts(config, encoders, **options)
-        try:
-            model.load_head_parts(read_head_files(folder, contents.head_files))
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise WeightsFormatError(f"{folder}: head tensors do not fit: {exc}") from None
-        return model.to(target).set_precision(precision).eval()
-
-    def save_pretrained(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write a complete weights folder that `from_pretrained` reads; returns its path.
-
-        `folder` may be missing, empty, or a weights folder of this metric (rewritten); any
-        other non-empty folder (another metric's weights, other files) only with `overwrite`
-        (`semantic_iqa.outputs.check_output_folder`).
-        """
-        folder = Path(folder)
-        check_output_folder(folder, metric=self.name, overwrite=overwrite)
-        folder.mkdir(parents=True, exist_ok=True)
-        stored = []
-        encoders = self.frozen_encoders()
-        for role, spec in self.config.backbone_specs().items():
-            if spec.path is not None:
-                encoders[role].save(folder / spec.path)
-                stored.append(spec.path)
-        write_folder(folder, self.name, self.config.to_dict(), self.head_parts(), stored, self.model_card())
-        return folder
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        revision: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        commit_message: str | None = None,
-        create_pr: bool = False,
-    ) -> str:
-        """Upload this model's weights folder (as `save_pretrained` writes it) to a Hub repo.
-
-        The repo is created if needed. Returns the URL of the commit.
-        """
-        with tempfile.TemporaryDirectory() as staging:
-            folder = self.save_pretrained(Path(staging) / "weights")
-            return push_folder(
-                folder,
-                repo_id,
-                revision=revision,
-                private=private,
-                token=token,
-                commit_message=commit_message or f"Upload {self.info.title} weights",
-                create_pr=create_pr,
-            )
 
     @property
     def precision(self) -> str:
@@ -206,6 +194,48 @@ class Metric(nn.Module):
         for encoder in self.frozen_encoders().values():
             encoder.to(PRECISIONS[precision])
         return self
+
+    def predict(
+        self,
+        *images: Images,
+        prompts: str | Sequence[str] | None = None,
+        batch_size: int = 16,
+        workers: int = 0,
+        progress: bool = False,
+        **options: Any,
+    ) -> MetricOutput:
+        """Score items of any accepted input kind (paths, PIL, uint8 arrays, float tensors, lists).
+
+        Args:
+            images: one argument per image input of the registry entry, in its order
+                (`predict(ref, dist)`, `predict(images)`), each one image or a batch/list.
+            prompts: the text of each item, for metrics whose inputs include "prompt".
+            options: the entry's `scoring_options`.
+
+        Returns:
+            The concatenated `MetricOutput` of every batch; no gradients.
+        """
+        info = self.info
+        options = info.check_options(options)
+        roles = [role for role in info.inputs if role != "prompt"]
+        if len(images) != len(roles):
+            raise InvalidInputError(
+                f"{info.name} takes {len(roles)} image input(s) ({', '.join(roles)}), got {len(images)}"
+            )
+        columns = image_columns(roles, images)
+        extras = None
+        if "prompt" in info.inputs:
+            count = len(next(iter(columns.values())))
+            texts = [prompts] if isinstance(prompts, str) else list(prompts or [])
+            if len(texts) != count or not all(isinstance(text, str) for text in texts):
+                raise InvalidInputError(f"{info.name} needs one prompt (a string) per image: {count}, got {prompts!r}")
+            extras = {"prompt": texts}
+        elif prompts is not None:
+            raise InvalidInputError(f"{info.name} takes no prompts")
+        outputs = self.predict_columns(
+            columns, extras, batch_size=batch_size, workers=workers, progress=progress, **options
+        )
+        return type(outputs[0]).cat(outputs)
 
     @torch.inference_mode()
     def predict_columns(
@@ -241,26 +271,6 @@ class Metric(nn.Module):
                 raise batch.failures[0][1]
             outputs.append(self.score_batch(batch.images, batch.extras, **options))
         return outputs
-
-
-def _check_options(cls: type[Metric], options: dict[str, Any]) -> None:
-    """Refuse keywords `cls.from_parts` does not take, naming `from_pretrained` (not an internal function)."""
-    parameters = inspect.signature(cls.from_parts).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    accepted = [
-        name
-        for name, p in parameters.items()
-        if name not in ("config", "encoders")
-        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
-    unknown = [name for name in options if name not in accepted]
-    if unknown:
-        own = "revision, device, precision, metric, token, cache_dir, local_files_only, force_download"
-        raise UnknownOptionError(
-            f"{cls.__name__}.from_pretrained() got an unexpected keyword argument {unknown[0]!r}; it takes "
-            f"{own}{''.join(f', {name}' for name in accepted)}"
-        )
 
 
 def image_columns(names: Sequence[str], values: Sequence[Any]) -> dict[str, list[ImageLike]]:

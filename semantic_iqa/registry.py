@@ -1,18 +1,28 @@
 """The metric registry: what each metric is, and `create_metric` / `list_metrics`.
 
 An entry is plain data (`MetricInfo`); its class is imported only when the metric is
-created, so listing metrics costs nothing. The built-in entries are the lines in
-`semantic_iqa.metrics`; a new metric is one sub-package there plus one line.
+created, so listing metrics costs nothing. Every metric, built-in or third-party, is
+registered through the entry-point group `semantic_iqa.metrics`: an entry point names a
+`MetricInfo` (or a list of them). The built-ins are this package's own entry points (in
+setup.cfg); a plug-in package declares its own. A plug-in that cannot be loaded is a
+`PluginWarning`, never a crash. `register_metric` adds an entry at run time (tests, notebooks).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from .errors import InvalidOptionError
+from .contract import MetricOption, ResultField, check_options
+from .errors import InvalidOptionError, MetricContractError, PluginWarning
+
+ENTRY_POINT_GROUP = "semantic_iqa.metrics"
+DISTRIBUTION = "semantic-iqa"  # this package's own entry points (the built-ins) are listed first
 
 if TYPE_CHECKING:  # torch only in annotations: the registry (and `semantic-iqa --help`) must not import it
     import torch
@@ -43,9 +53,13 @@ class MetricInfo:
         weights_env_var: environment variable that overrides the default weights.
         no_weights_help: what to do when no weights are given and none can be had.
         inputs: names of the per-item inputs, in call order.
-        option_settings: scoring options whose default is one of the weights' settings: option
-            -> dotted path of that setting in the config's `to_dict()` (e.g. `{"gate": "gate.mode"}`).
-            A job given such an option at its default is the same job as one without it.
+        scoring_options: the options its scoring takes (`MetricOption`: CLI flags, keywords of
+            `predict`, pyiqa and the adapters, and the job fingerprint come from them).
+        result_fields: what it gives per item beside `score` (`ResultField`: `score --json`,
+            the result file's columns and the report's table come from them).
+        tiny: "module:function" building a tiny randomly initialised model of the real classes
+            (`function(seed=..., **options)`, the entry's `options` included) for tests and
+            `semantic-iqa make-tiny`; `None` when the metric has none.
     """
 
     name: str
@@ -60,12 +74,42 @@ class MetricInfo:
     weights_env_var: str | None = None
     no_weights_help: str = ""
     inputs: tuple[str, ...] = ("ref", "dist")
-    option_settings: dict[str, str] = field(default_factory=dict)
+    scoring_options: tuple[MetricOption, ...] = ()
+    result_fields: tuple[ResultField, ...] = ()
+    tiny: str | None = None
+
+    def check_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """`given` scoring options checked against `scoring_options` (`None` values = not given).
+
+        Raises `UnknownOptionError` for an option the metric does not have (naming the metric
+        that has it, if any) and `InvalidOptionError` for a bad value.
+        """
+        others = {option.name: info.name for info in list_metrics() for option in info.scoring_options}
+        return check_options(self.name, self.scoring_options, given, others)
+
+    def option(self, name: str) -> MetricOption | None:
+        """The scoring option called `name`, or `None`."""
+        return next((option for option in self.scoring_options if option.name == name), None)
+
+    @property
+    def unit(self) -> str:
+        """What one scored item is, for messages: "pair" (full reference) or "image"."""
+        return "pair" if self.kind == "FR" else "image"
 
     def metric_class(self) -> type[nn.Module]:
         """Import and return the metric's class (a `semantic_iqa.metric.Metric` subclass)."""
         module, _, name = self.target.partition(":")
         return getattr(importlib.import_module(module), name)
+
+    def build_tiny(self, seed: int = 0) -> nn.Module:
+        """A tiny random model of this entry (its `tiny` builder, with its `options`).
+
+        Raises `MetricContractError` when the metric declares none.
+        """
+        if self.tiny is None:
+            raise MetricContractError(f"{self.name} has no tiny model (its registry entry names no `tiny` builder)")
+        module, _, name = self.tiny.partition(":")
+        return getattr(importlib.import_module(module), name)(seed=seed, **self.options)
 
     def check_model(self, model: object) -> None:
         """Raise `InvalidOptionError` unless `model` is of this entry's class with this entry's fixed options.
@@ -98,7 +142,12 @@ _REGISTRY: dict[str, MetricInfo] = {}
 
 
 def register_metric(info: MetricInfo, *, replace: bool = False) -> MetricInfo:
-    """Add `info` to the registry (a name already taken is refused unless `replace`)."""
+    """Add `info` to the registry (a name already taken is refused unless `replace`).
+
+    For a metric defined at run time (a notebook, a test); a package declares an entry point
+    in the group `semantic_iqa.metrics` instead (docs/adding-a-metric.md).
+    """
+    _load_entry_points()  # the installed metrics first, so that a taken name is refused now
     if info.name in _REGISTRY and not replace:
         raise InvalidOptionError(f"a metric named {info.name!r} is already registered")
     _REGISTRY[info.name] = info
@@ -112,13 +161,18 @@ def unregister_metric(name: str) -> None:
 
 def list_metrics() -> list[MetricInfo]:
     """Every registered metric, built-in first."""
-    _load_builtins()
+    _load_entry_points()
     return list(_REGISTRY.values())
+
+
+def default_metric() -> str:
+    """The metric a command or call uses when none is named: the first built-in entry point."""
+    return list_metrics()[0].name
 
 
 def metric_info(name: str) -> MetricInfo:
     """The registry entry called `name`; `InvalidOptionError` listing the names otherwise."""
-    _load_builtins()
+    _load_entry_points()
     if name not in _REGISTRY:
         raise InvalidOptionError(f"unknown metric {name!r}; choose one of {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -139,5 +193,44 @@ def create_metric(
     return info.metric_class().from_pretrained(weights, device=device, metric=info, **{**info.options, **options})
 
 
-def _load_builtins() -> None:
-    from . import metrics  # noqa: F401  (registers the built-in entries on import)
+_LOADED = False
+
+
+def _load_entry_points() -> None:
+    """Register every `semantic_iqa.metrics` entry point once: this package's first, then by name.
+
+    A plug-in that fails to import, names something that is not a `MetricInfo`, or takes a name
+    already registered is skipped with one `PluginWarning` line: one broken package must not
+    take the command or the other metrics down with it.
+    """
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    every = list(entry_points(group=ENTRY_POINT_GROUP))
+    ours = [ep for ep in every if _distribution(ep) == DISTRIBUTION]  # file order: the default metric first
+    others = sorted(
+        (ep for ep in every if _distribution(ep) != DISTRIBUTION), key=lambda ep: (_distribution(ep), ep.name)
+    )
+    for entry in [*ours, *others]:
+        where = f"{_distribution(entry)} ({entry.value})"
+        try:
+            loaded = entry.load()
+        except Exception as exc:  # any error of a third-party import: reported, then skipped
+            warnings.warn(f"metric plug-in {entry.name!r} from {where} cannot be loaded: {exc!r}", PluginWarning, 2)
+            continue
+        infos = loaded if isinstance(loaded, (list, tuple)) else [loaded]
+        for info in infos:
+            if not isinstance(info, MetricInfo):
+                message = f"names a {type(info).__name__}, not a semantic_iqa.MetricInfo"
+            elif info.name in _REGISTRY:
+                message = f"registers {info.name!r}, a name already taken by another metric"
+            else:
+                _REGISTRY[info.name] = info
+                continue
+            warnings.warn(f"metric plug-in {entry.name!r} from {where} {message}; skipped", PluginWarning, 2)
+
+
+def _distribution(entry: Any) -> str:
+    """The name of the distribution that declares `entry` ("" when unknown)."""
+    return entry.dist.metadata["Name"] if entry.dist is not None else ""

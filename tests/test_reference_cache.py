@@ -7,7 +7,7 @@ import torch
 
 from semantic_iqa.errors import InvalidOptionError
 from semantic_iqa.inputs import load_padded_batch
-from semantic_iqa.metrics.dss_sqa.reference_cache import ReferenceCache
+from semantic_iqa.reference_cache import ReferenceCache
 
 
 @pytest.fixture

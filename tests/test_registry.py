@@ -75,6 +75,10 @@ class Brightness(Metric):
         means = images["image"].mean(dim=(1, 2, 3))
         return 1 + 4 * torch.sigmoid(self.scale * (means - 0.5) + self.shift)
 
+    def differentiable_score(self, images, extras=None, **options):
+        means = images["image"].mean(dim=(1, 2, 3))
+        return 1 + 4 * torch.sigmoid(self.scale * (means - 0.5) + self.shift)
+
     def model_card(self):
         return "# toy brightness\n"
 

@@ -31,7 +31,7 @@ from ..errors import InvalidOptionError
 from ..inputs import as_float_batch, check_same_length, load_padded_batch
 from ..metric import Metric
 from ..metrics.dss_sqa.model import DSSSQA, ImageFeatures
-from ..metrics.dss_sqa.reference_cache import ReferenceCache
+from ..reference_cache import ReferenceCache
 from ..registry import MetricInfo
 from . import load_no_reference_metric, no_reference_scores
 from .frozen import HoldsFrozenMetric

@@ -28,7 +28,7 @@ from ..errors import InvalidInputError
 from ..inputs import as_float_batch, check_same_length, load_padded_batch
 from ..metric import Metric as SemanticIQAMetric
 from ..metrics.dss_sqa.model import DSSSQA
-from ..metrics.dss_sqa.reference_cache import ReferenceCache
+from ..reference_cache import ReferenceCache
 from . import load_no_reference_metric, no_reference_scores
 from .frozen import HoldsFrozenMetric
 

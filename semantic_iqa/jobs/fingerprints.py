@@ -2,8 +2,8 @@
 
 An option given at its default is the same job as one left out: `--gate hard` on weights
 whose `gate.mode` is `hard` fingerprints as no `--gate`. Which options have a default in the
-weights' settings, and where, is the metric's own declaration (`MetricInfo.option_settings`);
-nothing here names a metric.
+weights' settings, and where, is the metric's own declaration (`MetricOption.setting` in
+`MetricInfo.scoring_options`); nothing here names a metric.
 
 Earlier versions fingerprinted an option given at its default apart from one left out;
 `*_fingerprints` also return those older fingerprints, so that a result they wrote still resumes.
@@ -116,13 +116,13 @@ def _digest(
 
 
 def option_defaults(metric: str, settings: Callable[[], Mapping[str, Any]], options: Collection[str]) -> dict:
-    """The default of each of `options` that the metric declares one for (`MetricInfo.option_settings`).
+    """The default of each of `options` that the metric declares one for (`MetricOption.setting`).
 
     `settings` gives the weights' settings (a function: reading them may load the config class,
     which only an option with a declared default needs).
     """
     try:
-        declared = metric_info(metric).option_settings
+        declared = _settings_of(metric)
     except InvalidOptionError:  # a metric not registered here: no defaults known, options as given
         return {}
     wanted = {option: path for option, path in declared.items() if option in options}
@@ -139,6 +139,11 @@ def option_defaults(metric: str, settings: Callable[[], Mapping[str, Any]], opti
     return defaults
 
 
+def _settings_of(metric: str) -> dict[str, str]:
+    """Option -> the dotted path of the weights' setting that is its default, for the options that have one."""
+    return {option.name: option.setting for option in metric_info(metric).scoring_options if option.setting}
+
+
 def _option_variants(
     metric: str, settings: Callable[[], Mapping[str, Any]], options: Mapping[str, Any] | None
 ) -> Iterator[dict[str, Any]]:
@@ -153,7 +158,7 @@ def _option_variants(
     chosen = {key: value for key, value in given.items() if at_default.get(key, object()) != value}
     yield chosen
     try:
-        declared = metric_info(metric).option_settings
+        declared = _settings_of(metric)
     except InvalidOptionError:
         return
     spellable = {key: value for key, value in option_defaults(metric, settings, declared).items() if key not in chosen}

@@ -86,7 +86,7 @@ class PairScorer:
         self.model = create_metric(metric, weights, device=resolve_device(device), precision=precision, **extra)
         self.reference_cache = None
         if reference_cache:
-            from ..metrics.dss_sqa.reference_cache import ReferenceCache
+            from ..reference_cache import ReferenceCache
 
             self.reference_cache = ReferenceCache(self.model, max_items=reference_cache)
         self.transform = self.model.image_transform()

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from ...backbones import FrozenEncoder, SemanticEncoder, StructureEncoder
 from ...devices import resolve_device
 from ...errors import WeightsFormatError
-from ...inputs import ImageLike, Images, as_float_batch, check_same_length, load_padded, load_padded_batch
-from ...metric import Metric, image_columns
-from ...preprocess import normalize
+from ...inputs import ImageLike, as_float_batch, check_same_length, load_padded, load_padded_batch
+from ...metric import Metric
+from ...metric_output import MetricOutput
+from ...preprocess import normalize, resized_size
 from .card import model_card
 from .config import REFERENCE_CONFIG, BackboneSpec, DSSSQAConfig, check_gate_mode
 from .fusion import fuse_features
@@ -48,7 +50,7 @@ class ReferenceFeatureSource(Protocol):
 
 
 @dataclass
-class DSSSQAOutput:
+class DSSSQAOutput(MetricOutput):
     """Scores of B pairs. Higher is better everywhere; scores are in [0, 5].
 
     Attributes:
@@ -67,14 +69,6 @@ class DSSSQAOutput:
     cos_sim: torch.Tensor
     gated: torch.Tensor
     logits: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.score.shape[0]
-
-    @classmethod
-    def cat(cls, outputs: list[DSSSQAOutput]) -> DSSSQAOutput:
-        """Concatenate the outputs of consecutive batches."""
-        return cls(**{name: torch.cat([getattr(o, name) for o in outputs]) for name in asdict(outputs[0])})
 
     def to_records(self) -> list[dict[str, Any]]:
         """One plain dict per pair: score, fold_scores, fold_std, cos_sim, gated (floats/bools)."""
@@ -154,10 +148,84 @@ class DSSSQA(Metric):
         return functools.partial(load_padded, size=self.config.preprocess.image_size)
 
     def score_batch(
-        self, images: dict[str, torch.Tensor], extras: dict[str, list[Any]], gate: str | None = None
+        self,
+        images: dict[str, torch.Tensor],
+        extras: dict[str, list[Any]],
+        *,
+        reference_cache: ReferenceFeatureSource | None = None,
+        gate: str | None = None,
     ) -> DSSSQAOutput:
         """Scores of a batch of resize-padded pairs (`images["ref"]`, `images["dist"]`)."""
-        return self.score_padded(images["ref"], images["dist"], gate)
+        return self.score_padded(images["ref"], images["dist"], gate, reference_cache)
+
+    def differentiable_score(
+        self,
+        images: dict[str, torch.Tensor],
+        extras: dict[str, list[Any]] | None = None,
+        *,
+        reference_cache: ReferenceFeatureSource | None = None,
+        checkpoint_activations: bool = False,
+        gate: str | None = None,
+    ) -> torch.Tensor:
+        """[B] scores of float pairs of any size; gradients flow into `images["dist"]` (never the reference)."""
+        return self._score_float(images, reference_cache, checkpoint_activations, gate).score
+
+    def training_loss(
+        self,
+        images: dict[str, torch.Tensor],
+        extras: dict[str, list[Any]] | None = None,
+        *,
+        reference_cache: ReferenceFeatureSource | None = None,
+        checkpoint_activations: bool = False,
+        gate_penalty: float = 5.0,
+    ) -> torch.Tensor:
+        """[B] `(5 - score) + gate_penalty * max(0, (high - cos) / (high - low))`, lower is better.
+
+        The score is computed with the gate OFF: the hard gate sets a vetoed pair's logits to
+        constants, so it gives no gradient exactly where the output drifted furthest from the
+        reference's content. In its place a differentiable penalty on the CLIP cosine: zero
+        above the gate's upper threshold, rising linearly through the soft band and beyond.
+        """
+        output = self._score_float(images, reference_cache, checkpoint_activations, "off")
+        gate = self.config.gate
+        penalty = ((gate.high - output.cos_sim) / (gate.high - gate.low)).clamp(min=0.0)
+        return (self.config.head.num_classes - 1 - output.score) + gate_penalty * penalty
+
+    def _score_float(
+        self,
+        images: dict[str, torch.Tensor],
+        reference_cache: ReferenceFeatureSource | None,
+        checkpoint_activations: bool,
+        gate: str | None,
+    ) -> DSSSQAOutput:
+        ref, dist = as_float_batch(images["ref"], "ref"), as_float_batch(images["dist"], "dist")
+        check_same_length(ref, dist)
+        size = self.config.preprocess.image_size
+        ref_padded = load_padded_batch(ref.detach(), size)
+        if reference_cache is not None:
+            ref_features = reference_cache.features(ref_padded)
+        else:
+            with torch.no_grad():
+                ref_features = self.encode(ref_padded)
+        dist_padded = load_padded_batch(dist, size)
+        if checkpoint_activations and torch.is_grad_enabled():
+            dist_features = ImageFeatures(*checkpoint(_encode_parts, self, dist_padded, use_reentrant=False))
+        else:
+            dist_features = self.encode(dist_padded)
+        return self.score_features(ref_features, dist_features, gate)
+
+    def make_reference_cache(self, max_items: int = 4096) -> ReferenceFeatureSource:
+        """A `ReferenceCache`: reference features kept by pixel content, up to `max_items`."""
+        from ...reference_cache import ReferenceCache
+
+        return ReferenceCache(self, max_items)
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        """The longer side at `image_size` (or the image's own size when not larger)."""
+        size = self.config.preprocess.image_size
+        if max(width, height) <= size:
+            return width, height
+        return resized_size(width, height, size)
 
     @classmethod
     def from_backbones(
@@ -261,23 +329,8 @@ class DSSSQA(Metric):
         batch = ref.shape[0]
         return self.score_features(features[:batch], features[batch:], gate)
 
-    def predict(
-        self,
-        ref: Images,
-        dist: Images,
-        *,
-        gate: str | None = None,
-        batch_size: int = 16,
-        progress: bool = False,
-        workers: int = 0,
-    ) -> DSSSQAOutput:
-        """Score pairs of any accepted input kind (paths, PIL, uint8 arrays, float tensors, lists).
 
-        Inputs are validated up front, then decoded and scored `batch_size` pairs at a time
-        by the shared scoring loop. No gradients. Returns a `DSSSQAOutput` on the model's device.
-        """
-        check_gate_mode(self.config.gate.mode if gate is None else gate)
-        columns = image_columns(("ref", "dist"), (ref, dist))
-        return DSSSQAOutput.cat(
-            self.predict_columns(columns, batch_size=batch_size, workers=workers, progress=progress, gate=gate)
-        )
+def _encode_parts(model: DSSSQA, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # `checkpoint` recomputes a function of tensors: the features as a tuple, not a dataclass
+    features = model.encode(images)
+    return features.structure, features.semantic

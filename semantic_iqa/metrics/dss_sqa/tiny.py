@@ -86,6 +86,11 @@ def build_random_model(preset: str = "tiny", seed: int = 0, num_folds: int = 5) 
     return model.eval()
 
 
+def build_tiny(seed: int = 0) -> DSSSQA:
+    """The tiny preset with five random fold heads (the registry entry's `tiny` builder)."""
+    return build_random_model("tiny", seed=seed)
+
+
 def make_tiny(folder: str | os.PathLike, seed: int = 0, num_folds: int = 5, overwrite: bool = False) -> Path:
     """Write a tiny random weights folder (real timm/transformers classes) and return its path."""
     return build_random_model("tiny", seed=seed, num_folds=num_folds).save_pretrained(folder, overwrite=overwrite)

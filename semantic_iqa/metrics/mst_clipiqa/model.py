@@ -23,22 +23,28 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ...backbones import CLIPTextEncoder, FrozenEncoder, ProjectedCLIPEncoder
 from ...errors import InvalidInputError, InvalidOptionError, WeightsFormatError
 from ...inputs import ImageLike, Images, as_float_batch, check_unit_range
 from ...metric import Metric, image_columns
+from ...metric_output import MetricOutput
 from ...preprocess import normalize
 from ...registry import MetricInfo, metric_info
 from .card import model_card
 from .config import MSTCLIPIQAConfig
 from .layers import GatedFeatureFusion, build_head
-from .preprocess import load_short_side_center_cropped, resize_short_side_center_crop_tensor
+from .preprocess import (
+    load_short_side_center_cropped,
+    resize_short_side_center_crop_tensor,
+    short_side_resized_size,
+)
 from .text import tokenize_prompts
 
 
 @dataclass
-class MSTCLIPIQAOutput:
+class MSTCLIPIQAOutput(MetricOutput):
     """What one forward pass gives, per image.
 
     score: [B]; variant A: expected quality level in [1, 5]; variant B: unbounded regression
@@ -50,29 +56,6 @@ class MSTCLIPIQAOutput:
     score: torch.Tensor
     gate_mean: torch.Tensor
     probabilities: torch.Tensor | None = None
-
-    @classmethod
-    def cat(cls, outputs: list[MSTCLIPIQAOutput]) -> MSTCLIPIQAOutput:
-        """Concatenate the outputs of consecutive batches."""
-        probabilities = [o.probabilities for o in outputs]
-        return cls(
-            score=torch.cat([o.score for o in outputs]),
-            gate_mean=torch.cat([o.gate_mean for o in outputs]),
-            probabilities=None if probabilities[0] is None else torch.cat(probabilities),
-        )
-
-    def __len__(self) -> int:
-        return self.score.shape[0]
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per image: score, gate_mean, and probabilities (variant A)."""
-        records = []
-        for index in range(self.score.shape[0]):
-            record: dict[str, Any] = {"score": float(self.score[index]), "gate_mean": float(self.gate_mean[index])}
-            if self.probabilities is not None:
-                record["probabilities"] = [float(p) for p in self.probabilities[index]]
-            records.append(record)
-        return records
 
 
 class MSTCLIPIQA(Metric):
@@ -167,8 +150,34 @@ class MSTCLIPIQA(Metric):
         """Decode one image, resize its shorter side and centre-crop it (picklable, for workers)."""
         return functools.partial(load_short_side_center_cropped, size=self.config.image_size)
 
-    def score_batch(self, images: dict[str, torch.Tensor], extras: dict[str, list], **options) -> MSTCLIPIQAOutput:
+    def score_batch(
+        self, images: dict[str, torch.Tensor], extras: dict[str, list], *, reference_cache: None = None
+    ) -> MSTCLIPIQAOutput:
+        """Scores of a batch of resized, centre-cropped images (`images["image"]`; variant B: `extras["prompt"]`)."""
         return self.score_pixels(images["image"], extras.get("prompt"))
+
+    def differentiable_score(
+        self,
+        images: dict[str, torch.Tensor],
+        extras: dict[str, list] | None = None,
+        *,
+        reference_cache: None = None,
+        checkpoint_activations: bool = False,
+    ) -> torch.Tensor:
+        """[B] scores of float images of any size (`images["image"]`), differentiable in them.
+
+        `checkpoint_activations` recomputes both towers' activations in the backward pass.
+        """
+        prompts = (extras or {}).get("prompt")
+        if checkpoint_activations and torch.is_grad_enabled():
+            return checkpoint(lambda pixels: self.forward(pixels, prompts).score, images["image"], use_reentrant=False)
+        return self.forward(images["image"], prompts).score
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        """The shorter side at `image_size` (or the image's own size when not larger)."""
+        if min(width, height) <= self.config.image_size:
+            return width, height
+        return short_side_resized_size(width, height, self.config.image_size)
 
     # -- scoring -----------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, prompts: Sequence[str] | None = None) -> MSTCLIPIQAOutput:

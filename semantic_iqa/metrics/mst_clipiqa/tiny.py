@@ -99,6 +99,11 @@ def build_random_mst_clipiqa(variant: str = "A", preset: str = "tiny", seed: int
     return model.eval()
 
 
+def build_tiny(seed: int = 0, variant: str = "A") -> MSTCLIPIQA:
+    """The tiny preset of `variant` (the registry entries' `tiny` builder)."""
+    return build_random_mst_clipiqa(variant, "tiny", seed=seed)
+
+
 # How the random models are made to give different images clearly different scores. With
 # transformers' default init every random image gets nearly the same CLIP feature, and the
 # tiny variant-A model scores every image 2.0 +- 0.05 (variant B: +- 0.1, prompts without
