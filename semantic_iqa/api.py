@@ -1,35 +1,90 @@
-"""One-call scoring: `score(ref, dist)` and `score_details(ref, dist)`.
+"""One-call scoring with any registered metric: `score(*images, metric=...)` and `score_details(...)`.
 
-The model is loaded once per (weights, device) and kept for later calls.
+    semantic_iqa.score(ref, dist)                            # the default metric (full reference)
+    semantic_iqa.score(ref, dist, metric=NAME, OPTION=...)   # any metric, with its scoring options
+    semantic_iqa.score(images, metric=NAME)                  # a no-reference metric
+    semantic_iqa.score(image, metric=NAME, prompt="...")     # one whose inputs include a prompt
+
+The images are given in the order of the metric's declared inputs (`MetricInfo.inputs`), or
+by their names (`score(ref=..., dist=...)`). Options are the entry's `scoring_options`, checked
+before any model is loaded. Models are loaded once per (metric, weights, device, precision) and
+kept for later calls. Nothing here knows a metric: the registry entry says everything.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
+from .contract import check_record
 from .devices import resolve_device
+from .errors import InvalidInputError
 from .inputs import Images, is_single_image
 from .metric import Metric
-from .metrics.dss_sqa import DSSSQA, DSSSQAOutput
-from .registry import create_metric, metric_info
+from .registry import MetricInfo, create_metric, default_metric, metric_info
 
 _MODELS: dict[tuple[str | None, ...], Metric] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class PairScore:
-    """Everything DSS-SQA says about one pair (higher scores = better, range [0, 5])."""
+class ItemScore:
+    """One item's score and every figure its metric declares (`score_details` gives these).
 
-    score: float
-    fold_scores: tuple[float, ...]
-    fold_std: float
-    cos_sim: float
-    gated: bool
+    Frozen, compared by value. Attribute access to `score` and to each of the metric's declared
+    result fields (`metric_info(name).result_fields`); a list of floats is a tuple; a declared
+    optional figure the item does not have is `None`. `metric` is the registry name.
+    """
+
+    __slots__ = ("metric", "_fields")
+
+    def __init__(self, metric: str | None = None, /, **fields: Any) -> None:
+        object.__setattr__(self, "metric", metric)
+        frozen = {name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()}
+        object.__setattr__(self, "_fields", frozen)
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not slots: the fields
+        if not name.startswith("_") and name in self._fields:
+            return self._fields[name]
+        raise AttributeError(f"{type(self).__name__} of {self.metric} has no field {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by its fields (the frozen __setattr__ blocks the default)
+        return _item_score, (self.metric, self._fields)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._fields})
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ItemScore):
+            return NotImplemented
+        return (self.metric, self._fields) == (other.metric, other._fields)
+
+    def __hash__(self) -> int:
+        return hash((self.metric, tuple(self._fields.items())))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._fields.items())
+        return f"{type(self).__name__}({self.metric!r}, {fields})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (`score` first, then the declared fields in their order)."""
+        return dict(self._fields)
+
+
+def _item_score(metric: str | None, fields: Mapping[str, Any]) -> ItemScore:
+    return ItemScore(metric, **fields)
+
+
+PairScore = ItemScore  # the 0.1 name, kept: `score_details(ref, dist)` gives one item's record per pair
 
 
 def load_metric(
@@ -53,75 +108,107 @@ def load_metric(
 
 def load_model(
     weights: str | os.PathLike | None = None, device: str | torch.device | None = None, precision: str = "fp32"
-) -> DSSSQA:
-    """The DSS-SQA model for `weights` (folder or Hub repo id; `None` = default) on `device`, cached."""
-    return load_metric("dss_sqa", weights, device, precision)
+) -> Metric:
+    """The default metric's model (`default_metric()`) for `weights` (`None` = its default) on `device`, cached."""
+    return load_metric(default_metric(), weights, device, precision)
 
 
 def clear_model_cache() -> None:
-    """Forget the models `load_model` kept (frees their memory once unreferenced)."""
+    """Forget the models `load_metric` / `load_model` kept (frees their memory once unreferenced)."""
     with _MODELS_LOCK:
         _MODELS.clear()
 
 
 def score(
-    ref: Images,
-    dist: Images,
-    *,
+    *images: Images,
+    metric: str | None = None,
+    prompt: str | Sequence[str] | None = None,
     weights: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
-    gate: str = "hard",
     batch_size: int = 16,
     progress: bool = False,
     precision: str = "fp32",
+    **options: Any,
 ) -> float | torch.Tensor:
-    """DSS-SQA semantic quality of `dist` against `ref`: in [0, 5], higher = better.
+    """The score of one item, or of each item of a batch, by metric `metric`.
 
     Args:
-        ref: reference image(s): path, PIL image, uint8 HxWxC array, float tensor in
-            [0, 1] (CxHxW or BxCxHxW), or a list of these.
-        dist: distorted image(s), one per reference.
-        weights: weights folder or Hub repo id; `None` = `$SEMANTIC_IQA_WEIGHTS` or the
-            published model.
+        images: one argument per image input of the metric (`score(ref, dist)` for a full-
+            reference metric, `score(image)` for a no-reference one), in the order of
+            `metric_info(metric).inputs`, or by name (`ref=`, `dist=`, `image=`). Each is a path,
+            PIL image, uint8 HxWxC array, float tensor in [0, 1] (CxHxW or BxCxHxW), or a list.
+        metric: registry name (`semantic_iqa.list_metrics()`); `None` = `default_metric()`.
+        prompt: the text of each item, for metrics whose inputs include "prompt".
+        weights: weights folder or Hub repo id; `None` = the metric's environment variable or
+            its published weights.
         device: "auto" (default: CUDA if available), "cpu", "cuda", "cuda:N".
-        gate: semantic gate mode, "hard" (default), "soft" or "off".
-        batch_size: pairs per backbone pass.
+        batch_size: items per backbone pass.
         progress: show a progress bar.
         precision: backbone precision, "fp32" (default, the reference) or "bf16" (faster on GPUs).
+        options: the metric's scoring options (`metric_info(metric).scoring_options`: see
+            `semantic-iqa metrics --verbose`); one left out takes the weights' own setting.
 
     Returns:
-        A float for one pair; a 1-D float32 CPU tensor for a batch or list. No gradients:
-        use `DSSSQA.forward` for those.
+        A float for one item; a 1-D float32 CPU tensor for a batch or list. No gradients: use
+        the metric's `differentiable_score` (or the loss adapters) for those.
+
+    Raises:
+        UnknownOptionError: an option the metric does not have (naming the metric that has it).
+        InvalidOptionError: a bad option value, unknown metric, device or precision.
+        InvalidInputError: images that do not fit the metric's inputs, or unreadable images.
     """
-    output = load_model(weights, device, precision).predict(
-        ref, dist, gate=gate, batch_size=batch_size, progress=progress
+    info, columns, options = _prepare(images, metric, prompt, options)
+    output = load_metric(info.name, weights, device, precision).predict(
+        *columns, prompts=prompt, batch_size=batch_size, progress=progress, **options
     )
     scores = output.score.float().cpu()
-    return float(scores[0]) if is_single_image(ref) else scores
+    return float(scores[0]) if is_single_image(columns[0]) else scores
 
 
 def score_details(
-    ref: Images,
-    dist: Images,
-    *,
+    *images: Images,
+    metric: str | None = None,
+    prompt: str | Sequence[str] | None = None,
     weights: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
-    gate: str = "hard",
     batch_size: int = 16,
     progress: bool = False,
     precision: str = "fp32",
-) -> PairScore | list[PairScore]:
-    """Like `score`, with the fold scores, their standard deviation, the CLIP cosine and the gate.
+    **options: Any,
+) -> ItemScore | list[ItemScore]:
+    """Like `score`, with every figure the metric declares (`metric_info(metric).result_fields`).
 
-    Returns a `PairScore` for one pair, a list of them for a batch or list.
+    Returns an `ItemScore` for one item, a list of them for a batch or list.
+
+    Raises:
+        MetricContractError: the metric's records differ from its declared result fields.
     """
-    output = load_model(weights, device, precision).predict(
-        ref, dist, gate=gate, batch_size=batch_size, progress=progress
+    info, columns, options = _prepare(images, metric, prompt, options)
+    output = load_metric(info.name, weights, device, precision).predict(
+        *columns, prompts=prompt, batch_size=batch_size, progress=progress, **options
     )
-    pairs = records_to_pair_scores(output)
-    return pairs[0] if is_single_image(ref) else pairs
+    names = ["score", *(field.name for field in info.result_fields)]
+    details = []
+    for record in output.to_records():
+        check_record(info.name, info.result_fields, record)
+        details.append(ItemScore(info.name, **{name: record.get(name) for name in names}))
+    return details[0] if is_single_image(columns[0]) else details
 
 
-def records_to_pair_scores(output: DSSSQAOutput) -> list[PairScore]:
-    """`DSSSQAOutput` -> one `PairScore` per pair."""
-    return [PairScore(**{**r, "fold_scores": tuple(r["fold_scores"])}) for r in output.to_records()]
+def _prepare(
+    images: tuple[Images, ...], metric: str | None, prompt: Any, options: dict[str, Any]
+) -> tuple[MetricInfo, tuple[Images, ...], dict[str, Any]]:
+    """The entry, the images in its input order and its checked options, before any model loads."""
+    info = metric_info(metric if metric is not None else default_metric())
+    roles = [role for role in info.inputs if role != "prompt"]
+    named = {role: options.pop(role) for role in roles if role in options}
+    if named:  # images by name: every one, and none in order as well
+        if images or len(named) != len(roles):
+            raise InvalidInputError(f"{info.name} takes {', '.join(roles)}: give all of them in order, or all by name")
+        images = tuple(named[role] for role in roles)
+    if len(images) != len(roles):
+        wanted = f"{len(roles)} image input(s) ({', '.join(roles)})"
+        raise InvalidInputError(f"{info.name} takes {wanted}, got {len(images)}")
+    if prompt is not None and "prompt" not in info.inputs:
+        raise InvalidInputError(f"{info.name} takes no prompt (its inputs: {', '.join(info.inputs)})")
+    return info, images, {name: value for name, value in info.check_options(options).items() if value is not None}

@@ -5,10 +5,11 @@ normalisation. Each metric's own settings live in its sub-package
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import WeightsFormatError
+from .config_fields import Field, HubRepoId, Nullable, RelativePath, Settings, Text
+from .errors import WeightsConfigError, WeightsFormatError
 
 # CLIP's normalisation (OpenAI's values); both metrics use it.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -47,16 +48,41 @@ class BackboneSpec:
             )
 
 
-def known_fields(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
-    """`raw` if every key is a field of dataclass `cls`, else `WeightsFormatError` naming the others."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise WeightsFormatError(f"config.json has unknown {cls.__name__} entries: {', '.join(unknown)}")
-    return raw
+# Revision of a Hub backbone: a branch, tag or commit, as the Hub names them ('refs/pr/1' too).
+_REVISION = Text(pattern=r"(?!.*\.\.)[\w][\w./-]*", description="a Hub commit hash (40 hex digits), tag or branch")
+
+BACKBONE_FIELDS: dict[str, Field] = {
+    "library": Text(max_length=64),
+    "name": Text(),
+    "repo_id": Nullable(HubRepoId()),
+    "revision": Nullable(_REVISION),
+    "path": Nullable(RelativePath()),
+}
 
 
-def build_dataclass(cls: type, raw: dict[str, Any]) -> Any:
-    """`cls(**raw)` from JSON: lists become tuples (the dataclasses hold tuples), unknown keys refused."""
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in known_fields(cls, dict(raw)).items()}
-    return cls(**values)
+class BackboneSettings(Settings):
+    """A backbone entry of `config.json` (`BackboneSpec`'s fields), checked like every other setting.
+
+    A backbone is stored in the folder (`path`, checked to stay inside) or referenced on the
+    Hub, and then pinned: a `repo_id` without a `revision` would load whatever the repo's main
+    branch holds on the day, which no sha256 in the folder covers.
+    """
+
+    expected = "a backbone object {library, name, and path or repo_id + revision}"  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__(BackboneSpec, BACKBONE_FIELDS)
+
+    def parse_at(self, value: Any, name: str) -> BackboneSpec:
+        if not isinstance(value, dict):
+            raise WeightsConfigError(name, value, self.expected)
+        spec = super().parse_at(value, name)
+        if spec.repo_id is not None and spec.revision is None and spec.path is None:
+            raise WeightsConfigError(
+                f"{name}.revision", None, f"the Hub commit hash (40 hex digits) that {spec.repo_id} is pinned to"
+            )
+        return spec
+
+
+BACKBONE = BackboneSettings()
+"""The `Field` of every backbone entry (`structure`, `coarse`, ...) in a metric's `Settings`."""

@@ -2,15 +2,18 @@
 
 A weights folder is untrusted input (downloaded, copied, edited by hand): every setting is
 checked for its JSON type and for the range its architecture allows BEFORE anything is
-built from it. A metric's config lists its fields as `name -> Field` (see
-`metrics/*/config.py`) and calls `parse_fields`; each wrong value becomes one
-`WeightsConfigError` naming the field, the value and what is expected.
+built from it. Every metric's config is parsed the same way: it declares its settings as
+data, a `Settings(ConfigClass, {name: Field, ...})` (nested `Settings` for sections, the
+shared `config.BACKBONE` for backbones; see `metrics/*/config.py`), and its `from_dict` is
+`SETTINGS.load(raw)`. Each wrong value becomes one `WeightsConfigError` naming the field,
+the value and what is expected; unknown or missing entries one `WeightsFormatError`.
 
 Plain Python only: configs are parsed where torch is not imported yet.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
-from .errors import WeightsConfigError
+from .errors import InvalidOptionError, MetricContractError, WeightsConfigError, WeightsFormatError
 
 # -- bounds shared by the metrics: each is what the architectures allow, with room -------------
 
@@ -46,6 +49,15 @@ class Field:
 
     def parse(self, value: Any) -> Any:
         raise NotImplementedError
+
+    def parse_at(self, value: Any, name: str) -> Any:
+        """`parse(value)`, a `ValueError` becoming the `WeightsConfigError` that names the setting `name`."""
+        try:
+            return self.parse(value)
+        except WeightsConfigError:
+            raise  # already names its setting (a nested one)
+        except ValueError:
+            raise WeightsConfigError(name, value, self.expected) from None
 
 
 def _is_int(value: Any) -> bool:
@@ -163,6 +175,9 @@ class Nullable(Field):
     def parse(self, value: Any) -> Any:
         return None if value is None else self.field.parse(value)
 
+    def parse_at(self, value: Any, name: str) -> Any:
+        return None if value is None else self.field.parse_at(value, name)
+
 
 @dataclass(frozen=True)
 class RelativePath(Field):
@@ -213,47 +228,67 @@ def parse_fields(spec: Mapping[str, Field], raw: Mapping[str, Any], prefix: str 
     parsed = dict(raw)
     for name, field in spec.items():
         if name in raw:
-            try:
-                parsed[name] = field.parse(raw[name])
-            except ValueError:
-                raise WeightsConfigError(prefix + name, raw[name], field.expected) from None
+            parsed[name] = field.parse_at(raw[name], prefix + name)
     return parsed
 
 
-def section(value: Any, name: str, spec: Mapping[str, Field]) -> dict[str, Any]:
-    """A nested object of settings (e.g. `preprocess`) checked by `spec`, its errors named `name.field`."""
-    if not isinstance(value, dict):
-        raise WeightsConfigError(name, value, f"a JSON object of {', '.join(spec)}")
-    return parse_fields(spec, value, prefix=f"{name}.")
+class Settings(Field):
+    """A JSON object of settings that becomes the dataclass `cls`, each entry checked by its `Field`.
 
+    The one parser of every metric's `config.json`, and of its sections and backbones:
 
-# Revision of a Hub backbone: a branch, tag or commit, as the Hub names them ('refs/pr/1' too).
-_REVISION = Text(pattern=r"(?!.*\.\.)[\w][\w./-]*", description="a Hub commit hash (40 hex digits), tag or branch")
-
-BACKBONE_FIELDS: dict[str, Field] = {
-    "library": Text(max_length=64),
-    "name": Text(),
-    "repo_id": Nullable(HubRepoId()),
-    "revision": Nullable(_REVISION),
-    "path": Nullable(RelativePath()),
-}
-
-
-def backbone_fields(raw: Any, role: str) -> dict[str, Any]:
-    """Check a backbone entry (`BackboneSpec`'s fields) of `config.json`; returns it for `BackboneSpec(**...)`.
-
-    A backbone is stored in the folder (`path`, checked to stay inside) or referenced on the
-    Hub, and then pinned: a `repo_id` without a `revision` would load whatever the repo's main
-    branch holds on the day, which no sha256 in the folder covers.
+    - `fields` names every field of `cls`, no more, no fewer (checked here, when the metric's
+      module is imported: a setting without a check would reach the model as written);
+    - entries `cls` lacks are refused (`WeightsFormatError` naming them);
+    - `strict`: every entry must be present, as in a file that `to_dict` wrote whole; otherwise
+      an absent entry takes `cls`'s default (DSS-SQA's format leaves settings with defaults
+      out), and an absent required one is refused in the dataclass's own words;
+    - a check across settings in `cls.__post_init__` (`InvalidOptionError`) becomes a
+      `WeightsFormatError`.
     """
-    if not isinstance(raw, dict):
-        raise WeightsConfigError(role, raw, "a backbone object {library, name, and path or repo_id + revision}")
-    checked = parse_fields(BACKBONE_FIELDS, raw, prefix=f"{role}.")
-    if checked.get("repo_id") is not None and checked.get("revision") is None and checked.get("path") is None:
-        raise WeightsConfigError(
-            f"{role}.revision", None, f"the Hub commit hash (40 hex digits) that {checked['repo_id']} is pinned to"
-        )
-    return checked
+
+    def __init__(self, cls: type, fields: Mapping[str, Field], strict: bool = False) -> None:
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(fields) != names:
+            raise MetricContractError(
+                f"the settings of {cls.__name__} check {sorted(fields)}, but its fields are {sorted(names)}; "
+                "give every field of the config class one Field"
+            )
+        self.cls, self.fields, self.strict = cls, dict(fields), strict
+
+    @property
+    def expected(self) -> str:
+        return f"a JSON object of {', '.join(self.fields)}"
+
+    def parse(self, value: Any) -> Any:
+        return self.parse_at(value, "")
+
+    def load(self, raw: Any) -> Any:
+        """The config object from the settings of a `config.json` (without its envelope).
+
+        Raises:
+            WeightsConfigError: a setting of the wrong type or out of range (named, dotted).
+            WeightsFormatError: unknown or missing entries, or settings that contradict each other.
+        """
+        return self.parse_at(raw, "")
+
+    def parse_at(self, value: Any, name: str) -> Any:
+        if not isinstance(value, dict):
+            raise WeightsConfigError(name or "the settings", value, self.expected)
+        where, cls_name = (f" (in {name})" if name else ""), self.cls.__name__
+        unknown = sorted(set(value) - set(self.fields))
+        if unknown:
+            raise WeightsFormatError(f"config.json has unknown {cls_name} entries{where}: {', '.join(unknown)}")
+        missing = sorted(set(self.fields) - set(value)) if self.strict else []
+        if missing:  # a strict file is written whole: one absent means it was edited or cut short
+            raise WeightsFormatError(f"config.json lacks the {cls_name} entries{where}: {', '.join(missing)}")
+        parsed = parse_fields(self.fields, value, f"{name}." if name else "")
+        try:
+            return self.cls(**parsed)
+        except TypeError as exc:  # a required entry absent (not strict): the dataclass names it
+            raise WeightsFormatError(f"config.json lacks a required entry{where}: {exc}") from None
+        except InvalidOptionError as exc:  # a check across settings, in `__post_init__`
+            raise WeightsFormatError(f"config.json: {exc}") from None
 
 
 # -- fields both metrics have ---------------------------------------------------------------------

@@ -3,7 +3,7 @@
 A metric's registry entry (`semantic_iqa.registry.MetricInfo`) carries these beside its
 inputs, direction and range. The shared layers read them and never name a metric:
 
-- each `MetricOption` becomes a `semantic-iqa` flag (`--gate`), a keyword of `predict`, of
+- each `MetricOption` becomes a `semantic-iqa` flag (`--pooling`), a keyword of `predict`, of
   pyiqa's `create_metric` and of the adapters, and a part of a job's fingerprint;
 - each `ResultField` becomes a `score --json` key, a result-file column (a list of floats
   is spread over numbered columns) and, where marked, a column of the HTML report.
@@ -28,16 +28,20 @@ class MetricOption:
     """One scoring option of a metric (a keyword of its `score_batch`).
 
     Attributes:
-        name: the Python keyword (`gate`); on the command line `--gate` (underscores as dashes).
+        name: the Python keyword (`pooling`); on the command line `--pooling` (underscores as dashes).
         type: str, int, float or bool; values given on the command line are converted to it.
         choices: the allowed values, or `None` for any value of `type`.
         default: the value used when the option is not given; `None` = the weights' own
             setting at `setting` (or the metric's built-in behaviour).
         help: one line for people (the flag's help, the docs).
         setting: dotted path of the weights' setting that is this option's default, in the
-            config's `to_dict()` (e.g. "gate.mode"): a job given the option at that value is
+            config's `to_dict()` (e.g. "head.pooling"): a job given the option at that value is
             the same job as one without it (the fingerprint leaves it out).
-        label: what the value is called in messages (default: `name`), e.g. "gate mode".
+        label: what the value is called in messages (default: `name`), e.g. "pooling mode".
+        for_gradients: the value this option takes wherever gradients are needed (explanation
+            maps by integrated gradients), because some values have none: e.g. a mode that
+            turns a hard threshold off, as a hard threshold is flat. `None` = the value given
+            serves gradients too.
     """
 
     name: str
@@ -47,16 +51,19 @@ class MetricOption:
     help: str = ""
     setting: str | None = None
     label: str = ""
+    for_gradients: Any = None
 
     @property
     def flag(self) -> str:
-        """The command-line flag, e.g. "--gate"."""
+        """The command-line flag, e.g. "--pooling"."""
         return "--" + self.name.replace("_", "-")
 
     def check(self, value: Any, metric: str) -> Any:
         """`value` if it is valid for this option (`None` = not given); `InvalidOptionError` otherwise."""
         if value is None:
             return None
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # `weight=0` means 0.0, as Python's own float arguments do
         if not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
             raise InvalidOptionError(
                 f"{metric}: option {self.name} must be {self.type.__name__}, got {type(value).__name__} {value!r}"
@@ -64,6 +71,16 @@ class MetricOption:
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(map(str, self.choices))
             raise InvalidOptionError(f"{metric}: unknown {self.label or self.name} {value!r}; choose one of {allowed}")
+        return value
+
+    def default_in(self, settings: Mapping[str, Any]) -> Any:
+        """The value used when the option is not given: `default`, else the weights' own setting
+        at `setting` in `settings` (a config's `to_dict()`); `None` when neither says."""
+        if self.default is not None or self.setting is None:
+            return self.default
+        value: Any = settings
+        for key in self.setting.split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
         return value
 
 
@@ -79,8 +96,11 @@ class ResultField:
         column_prefix: for "floats": the numbered columns' prefix (default: `name`).
         in_report: shown beside each item in the HTML report's tables.
         flag: for "bool" fields: the report lists the items where it is True in a section of
-            this title (e.g. "vetoed by the semantic gate"); `None` = no such section.
+            this title (e.g. "Images judged too dark"); `None` = no such section.
         optional: a record may leave it out (e.g. a figure only one variant of the metric gives).
+        label: a short name for people, in captions such as an explanation's title (default: `name`).
+        states: for "bool" fields: how the report writes False and True after the label,
+            e.g. ("ok", "FLAGGED") for "check ok" / "check FLAGGED" (default: "no" / "yes").
     """
 
     name: str
@@ -90,6 +110,8 @@ class ResultField:
     in_report: bool = False
     flag: str | None = None
     optional: bool = False
+    label: str = ""
+    states: tuple[str, str] = ("no", "yes")
 
     @property
     def prefix(self) -> str:

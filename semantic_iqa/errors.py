@@ -26,7 +26,7 @@ class ImageNotFoundError(ImageLoadError, FileNotFoundError):
 
 
 class InvalidOptionError(SemanticIQAError, ValueError):
-    """An option has a value the package does not know (gate mode, device, batch size, ...)."""
+    """An option has a value the package does not know (a metric's option, device, batch size, ...)."""
 
 
 class UnknownOptionError(InvalidOptionError, TypeError):

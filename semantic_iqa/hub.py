@@ -42,6 +42,7 @@ _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
+# long: one try whose excepts turn each Hub error into its typed error; they read best side by side
 def snapshot(
     repo_id: str,
     *,

@@ -179,12 +179,18 @@ class Metric(WeightsIO, nn.Module, metaclass=ABCMeta):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        """Where the metric's tensors are (the CPU for a metric that has none)."""
+        tensor = next(iter([*self.parameters(), *self.buffers()]), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
 
     @property
     def precision(self) -> str:
-        """Backbone precision: "fp32" or "bf16" (the heads always run in float32)."""
-        dtype = next(next(iter(self.frozen_encoders().values())).parameters()).dtype
+        """Backbone precision: "fp32" or "bf16" (the heads always run in float32).
+
+        "fp32" for a metric without frozen encoders: nothing of it runs in another precision.
+        """
+        tensors = (t for encoder in self.frozen_encoders().values() for t in encoder.parameters())
+        dtype = next(tensors, torch.empty(0)).dtype
         return {value: key for key, value in PRECISIONS.items()}.get(dtype, str(dtype))
 
     def set_precision(self, precision: str) -> Metric:

@@ -41,8 +41,8 @@ class MetricInfo:
     """What a registered metric is.
 
     Attributes:
-        name: registry name, e.g. "dss_sqa".
-        title: the method's name for people, e.g. "DSS-SQA".
+        name: registry name: lower case, digits and underscores (a command-line and pyiqa name).
+        title: the method's name for people.
         kind: "FR" (full reference: `metric(ref, dist)`) or "NR" (no reference: `metric(images)`).
         higher_is_better: which way is better (True for every built-in metric).
         score_range: (low, high) of the score; `None` for an unbounded end.
@@ -60,6 +60,10 @@ class MetricInfo:
         tiny: "module:function" building a tiny randomly initialised model of the real classes
             (`function(seed=..., **options)`, the entry's `options` included) for tests and
             `semantic-iqa make-tiny`; `None` when the metric has none.
+        loss_options: the keywords its `training_loss` takes beyond the shared ones (e.g. a
+            penalty weight): keywords of the loss adapters, checked there by name and type.
+        pyiqa_presets: the pyiqa metric names this entry is offered under, each with the
+            scoring options it fixes (e.g. a softer setting of one option); empty = its own name, no options.
     """
 
     name: str
@@ -77,6 +81,8 @@ class MetricInfo:
     scoring_options: tuple[MetricOption, ...] = ()
     result_fields: tuple[ResultField, ...] = ()
     tiny: str | None = None
+    loss_options: tuple[MetricOption, ...] = ()
+    pyiqa_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def check_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """`given` scoring options checked against `scoring_options` (`None` values = not given).
@@ -114,9 +120,10 @@ class MetricInfo:
     def check_model(self, model: object) -> None:
         """Raise `InvalidOptionError` unless `model` is of this entry's class with this entry's fixed options.
 
-        Why: both MST-CLIPIQA variants are one class, and the entry decides how a score is read
-        (variant A in [1, 5], B unbounded); a variant-B model under the variant-A entry would be
-        scored, explained or turned into a loss on the wrong scale without any error.
+        Why: one class may serve several entries that differ by fixed options, and the entry
+        decides how a score is read (e.g. one bounded, one unbounded); a model of one entry used
+        under another would be scored, explained or turned into a loss on the wrong scale
+        without any error.
         """
         expected = self.metric_class()
         if not isinstance(model, expected):
@@ -157,6 +164,20 @@ def register_metric(info: MetricInfo, *, replace: bool = False) -> MetricInfo:
 def unregister_metric(name: str) -> None:
     """Remove a metric from the registry (for tests and plug-ins)."""
     _REGISTRY.pop(name, None)
+
+
+def reload_metrics() -> list[MetricInfo]:
+    """Forget every entry and read the `semantic_iqa.metrics` entry points again; returns the metrics.
+
+    Entry points are read once, at first use; call this after a plug-in was installed into, or
+    put on the `sys.path` of, a running process (a notebook, a test). Entries added with
+    `register_metric` are forgotten too. A broken plug-in is a `PluginWarning` again.
+    """
+    global _LOADED
+    _REGISTRY.clear()
+    _LOADED = False
+    importlib.invalidate_caches()  # a folder added to sys.path since may hold new distributions
+    return list_metrics()
 
 
 def list_metrics() -> list[MetricInfo]:

@@ -95,8 +95,15 @@ class FolderContents(NamedTuple):
     backbone_files: list[dict[str, str]]  # every file of the locally stored backbones
 
 
+def _legacy_metric() -> str:
+    """The metric of a version-1 folder: it names none, because it predates every metric but the default."""
+    from .registry import default_metric
+
+    return default_metric()
+
+
 def weights_folder_metric(folder: Path) -> str | None:
-    """The metric a weights folder holds (a version-1 folder: "dss_sqa"); `None` if it is not one."""
+    """The metric a weights folder holds (a version-1 folder: the default metric's); `None` if it is not one."""
     try:
         if (folder / CONFIG_NAME).stat().st_size > MAX_CONFIG_BYTES:  # not one of ours; not read into memory
             return None
@@ -105,12 +112,12 @@ def weights_folder_metric(folder: Path) -> str | None:
         return None
     if not isinstance(raw, dict) or raw.get("format") not in (FORMAT_NAME, LEGACY_FORMAT[0]):
         return None
-    metric = raw.get("metric", "dss_sqa" if raw.get("format") == LEGACY_FORMAT[0] else None)
+    metric = raw.get("metric", _legacy_metric() if raw.get("format") == LEGACY_FORMAT[0] else None)
     return metric if isinstance(metric, str) else None
 
 
 def read_folder(folder: Path) -> FolderContents:
-    """Parse `folder/config.json` (format version 2, or a version-1 DSS-SQA folder)."""
+    """Parse `folder/config.json` (format version 2, or a version-1 folder of the default metric)."""
     config_path = folder / CONFIG_NAME
     if not config_path.is_file():
         raise WeightsNotFoundError(f"weights folder {folder} has no {CONFIG_NAME}")
@@ -128,7 +135,7 @@ def read_folder(folder: Path) -> FolderContents:
         raise WeightsFormatError(f"{config_path} must hold a JSON object")
     found = (raw.get("format"), raw.get("format_version"))
     if found == LEGACY_FORMAT:
-        metric, head_files = "dss_sqa", raw.get("fold_files")
+        metric, head_files = _legacy_metric(), raw.get("fold_files")
     elif found[0] in (FORMAT_NAME, LEGACY_FORMAT[0]):
         if found[1] != FORMAT_VERSION:
             raise WeightsFormatError(

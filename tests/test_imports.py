@@ -164,7 +164,7 @@ def test_pyiqa_alone_finds_the_archs_through_the_entry_point_but_not_the_metric_
         "    print('REFUSED', exc)\n"
         "assert 'semantic_iqa' not in sys.modules\n"
         "from pyiqa.utils.registry import ARCH_REGISTRY\n"
-        "assert ARCH_REGISTRY.get('SemanticIQADSSSQA').__name__ == 'SemanticIQADSSSQA'\n"
+        "assert ARCH_REGISTRY.get('SemanticIQAFullReference').__name__ == 'SemanticIQAFullReference'\n"
         "assert 'dss_sqa' in pyiqa.list_models()\n"
         "print('AFTER ENTRY POINT OK')"
     )

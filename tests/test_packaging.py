@@ -119,7 +119,7 @@ def test_pyiqa_finds_the_metrics_without_import_semantic_iqa(venv, tiny_dir):
         "import pyiqa; m = pyiqa.create_metric('dss_sqa', device='cpu'); print(type(m.net).__name__)", env=env,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr[-2000:]
-    assert created.stdout.strip() == "SemanticIQADSSSQA"
+    assert created.stdout.strip() == "SemanticIQAFullReference"
     switched_off = run(venv / "bin" / "pyiqa", "-ls", env={**env, "SEMANTIC_IQA_PYIQA_AUTOLOAD": "0"})
     assert "'dss_sqa'" not in switched_off.stdout, "SEMANTIC_IQA_PYIQA_AUTOLOAD=0 switches the hook off"
 

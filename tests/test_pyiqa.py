@@ -12,7 +12,7 @@ import torch
 from conftest import hand_made_hub_cache, offline_env, run_python
 
 import semantic_iqa
-from semantic_iqa.integrations.pyiqa import ARCH_NAMES, DSS_ARCH_NAME, NR_ARCH_NAME, register
+from semantic_iqa.integrations.pyiqa import ARCH_NAMES, FR_ARCH_NAME, NR_ARCH_NAME, register
 from semantic_iqa.metrics.mst_clipiqa import build_random_mst_clipiqa
 
 pyiqa = pytest.importorskip("pyiqa")
@@ -123,7 +123,7 @@ def test_registration_is_idempotent_and_keeps_builtins():
     register()
     assert pyiqa.default_model_configs.DEFAULT_CONFIGS == before
     registry = pyiqa.utils.registry.ARCH_REGISTRY
-    assert registry.get(DSS_ARCH_NAME).__name__ == "SemanticIQADSSSQA"
+    assert registry.get(FR_ARCH_NAME).__name__ == "SemanticIQAFullReference"
     assert registry.get(NR_ARCH_NAME).__name__ == "SemanticIQANoReference"
     assert "lpips" in before and before["lpips"]["metric_opts"]["type"] not in ARCH_NAMES
 

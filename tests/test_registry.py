@@ -1,156 +1,94 @@
-"""The seam: a metric is one class (one folder) plus one registry line, and the shared parts
-(weights I/O with sha256 checks, the Hub, the scoring loop, `create_metric`) just work for it.
+"""The registry and the shared weights I/O, for a metric from outside this package.
 
-The third metric here is defined in this test: a no-reference "brightness" score with one
-trained scalar pair and no backbone, registered with one `register_metric` line.
+The third metric is the out-of-tree toy plug-in (tests/plugin_toy, installed by pip into a
+temporary folder: tests/plugin_toy/testing.py): `toy_brightness`, a no-reference score with
+one trained scalar pair and no backbone. It reaches the weights folder with its sha256 checks,
+`create_metric` and the scoring loop through its entry point alone. Every other layer:
+tests/test_plugins.py and tests/test_plugins_adapters.py.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import replace
 
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 import semantic_iqa
-from semantic_iqa import Metric, MetricInfo, create_metric, list_metrics, register_metric
+from semantic_iqa import create_metric, list_metrics, register_metric
 from semantic_iqa.errors import InvalidOptionError, NoPublishedWeightsError, WeightsIntegrityError
-from semantic_iqa.inputs import load_padded
-from semantic_iqa.metric import image_columns
-from semantic_iqa.registry import unregister_metric
+from semantic_iqa.registry import metric_info, unregister_metric
 
-
-@dataclass(frozen=True)
-class BrightnessConfig:
-    image_size: int = 32
-
-    def backbone_specs(self) -> dict:
-        return {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> BrightnessConfig:
-        return cls(**raw)
-
-
-class Brightness(Metric):
-    """score = 1 + 4 * sigmoid(scale * (mean pixel - 0.5) + shift): NR, in [1, 5], higher = brighter."""
-
-    name = "toy_brightness"
-    config_class = BrightnessConfig
-    encoder_classes: dict = {}
-
-    def __init__(self, config: BrightnessConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.scale = nn.Parameter(torch.tensor(8.0))
-        self.shift = nn.Parameter(torch.tensor(0.0))
-
-    @classmethod
-    def from_parts(cls, config, encoders):
-        return cls(config)
-
-    def frozen_encoders(self):
-        return {}
-
-    def head_parts(self):
-        return {"head": {"scale": self.scale.detach().clone(), "shift": self.shift.detach().clone()}}
-
-    def load_head_parts(self, parts):
-        with torch.no_grad():
-            self.scale.copy_(parts[0]["scale"])
-            self.shift.copy_(parts[0]["shift"])
-
-    def image_transform(self):
-        return functools.partial(load_padded, size=self.config.image_size)
-
-    def score_batch(self, images, extras):
-        means = images["image"].mean(dim=(1, 2, 3))
-        return 1 + 4 * torch.sigmoid(self.scale * (means - 0.5) + self.shift)
-
-    def differentiable_score(self, images, extras=None, **options):
-        means = images["image"].mean(dim=(1, 2, 3))
-        return 1 + 4 * torch.sigmoid(self.scale * (means - 0.5) + self.shift)
-
-    def model_card(self):
-        return "# toy brightness\n"
-
-    def predict(self, images, *, batch_size: int = 16):
-        columns = image_columns(("image",), (images,))
-        return torch.cat(self.predict_columns(columns, batch_size=batch_size))
-
-
-TOY = MetricInfo(
-    name="toy_brightness",
-    title="Toy brightness",
-    kind="NR",
-    higher_is_better=True,
-    score_range=(1.0, 5.0),
-    summary="mean brightness, for the registry test",
-    target=f"{__name__}:Brightness",
-    no_weights_help="train it yourself",
-    inputs=("image",),
-)
-
-
-@pytest.fixture
-def toy_registered():
-    register_metric(TOY)  # the one registry line
-    yield TOY
-    unregister_metric(TOY.name)
+pytest_plugins = ["plugin_toy.testing"]  # fixtures: toy_site, toys
 
 
 def grey(level: int) -> Image.Image:
     return Image.new("RGB", (40, 24), (level, level, level))
 
 
-def test_a_third_metric_is_one_class_and_one_registry_line(toy_registered, tmp_path):
-    assert [m.name for m in list_metrics()][-1] == "toy_brightness"
-    trained = Brightness(BrightnessConfig())
+def trained_brightness(bias: float = 0.75) -> torch.nn.Module:
+    cls = metric_info("toy_brightness").metric_class()
+    model = cls(cls.config_class())
     with torch.no_grad():
-        trained.shift.fill_(0.75)
-    folder = trained.save_pretrained(tmp_path / "toy")
+        model.bias.fill_(bias)
+    return model
+
+
+def test_a_plugin_metric_goes_through_the_shared_weights_io_and_scoring_loop(toys, tmp_path):
+    names = [m.name for m in list_metrics()]
+    assert names[0] == "dss_sqa" and names.index("toy_brightness") > names.index("mst_clipiqa"), "built-ins first"
+    folder = trained_brightness().save_pretrained(tmp_path / "toy")
 
     config = json.loads((folder / "config.json").read_text())
     assert (config["format"], config["metric"], config["image_size"]) == ("semantic-iqa", "toy_brightness", 32)
     assert [e["file"] for e in config["head_files"]] == ["heads/head.safetensors"]
+    assert "library_name: semantic-iqa" in (folder / "README.md").read_text()
 
     metric = create_metric("toy_brightness", weights=folder, device="cpu")
-    assert isinstance(metric, Brightness) and metric.info.kind == "NR" and metric.info.higher_is_better
-    assert metric.shift.item() == 0.75  # the trained tensors came back
+    assert type(metric).__name__ == "Brightness" and metric.info.kind == "NR" and metric.info.higher_is_better
+    assert metric.bias.item() == 0.75  # the trained tensors came back
     # Through the shared loop: paths, PIL images, batches of 3 over 5 images, in order.
-    for level, image in zip((0, 60, 120), (grey(0), grey(60), grey(120)), strict=True):
-        image.save(tmp_path / f"{level}.png")
+    for level in (0, 60, 120):
+        grey(level).save(tmp_path / f"{level}.png")
     images = [tmp_path / "0.png", grey(250), tmp_path / "60.png", tmp_path / "120.png", grey(200)]
-    scores = metric.predict(images, batch_size=3)
+    output = metric.predict(images, batch_size=3)
     # load_padded scales 40x24 to 32x19 and pads it to 32x32 with black: 19/32 of the pixels hold the level.
-    expected = [
-        1 + 4 * torch.sigmoid(torch.tensor(8.0 * (lv / 255 * 19 / 32 - 0.5) + 0.75)) for lv in (0, 250, 60, 120, 200)
-    ]
-    torch.testing.assert_close(scores, torch.stack(expected), atol=1e-5, rtol=0)
+    levels = torch.tensor([0, 250, 60, 120, 200]) / 255 * 19 / 32
+    torch.testing.assert_close(output.score, torch.sigmoid(8.0 * (levels - 0.5) + 0.75), atol=1e-5, rtol=0)
+    assert output.dark.tolist() == [True, False, True, False, False]  # mean level below 0.25
 
 
-def test_the_shared_weights_checks_apply_to_the_new_metric(toy_registered, tmp_path):
-    folder = Brightness(BrightnessConfig()).save_pretrained(tmp_path / "toy")
+def test_the_shared_weights_checks_apply_to_the_plugin(toys, tmp_path):
+    folder = trained_brightness().save_pretrained(tmp_path / "toy")
     path = folder / "heads" / "head.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # one bit pattern of one tensor changed
     with pytest.raises(WeightsIntegrityError, match="head.safetensors"):
         create_metric("toy_brightness", weights=folder, device="cpu")
-    with pytest.raises(NoPublishedWeightsError, match="no published Toy brightness weights.*train it yourself"):
+    with pytest.raises(NoPublishedWeightsError, match="no published Toy brightness weights.*make-tiny"):
         create_metric("toy_brightness", device="cpu")
 
 
-def test_a_folder_of_another_metric_is_refused(toy_registered, tiny_dir):
+def test_a_folder_of_another_metric_is_refused(toys, tiny_dir):
     with pytest.raises(semantic_iqa.WeightsFormatError, match="holds 'dss_sqa' weights, not 'toy_brightness'"):
         create_metric("toy_brightness", weights=tiny_dir, device="cpu")
+
+
+def test_a_metric_registered_at_run_time(toys, tmp_path):
+    """`register_metric` (a notebook, a test): an entry over an installed metric's class."""
+    folder = trained_brightness(bias=-1.0).save_pretrained(tmp_path / "toy")
+    entry = register_metric(replace(metric_info("toy_brightness"), name="toy_again", title="Toy again"))
+    try:
+        assert list_metrics()[-1] is entry
+        score = create_metric("toy_again", weights=folder, device="cpu").predict(grey(128)).score
+        torch.testing.assert_close(score, torch.sigmoid(8.0 * (torch.tensor([128 / 255 * 19 / 32]) - 0.5) - 1.0))
+        with pytest.raises(InvalidOptionError, match="already registered"):
+            register_metric(entry)
+    finally:
+        unregister_metric("toy_again")
+    assert "toy_again" not in [m.name for m in list_metrics()]
 
 
 def test_registry_entries_and_errors():

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from .arg_types import positive_int
+from .metric_flags import add_scoring_flags, scoring_options
 
 METHOD_CHOICES = ("auto", "occlusion", "gradients")  # semantic_iqa.explanation.METHODS, without importing torch
 
@@ -25,13 +26,13 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         "--method",
         choices=METHOD_CHOICES,
         default="auto",
-        help="occlusion (default on a GPU; exact to the gate), gradients (integrated gradients, default on a CPU; "
-        "full reference only), or auto",
+        help="occlusion (default on a GPU; exact to the metric's scoring), gradients (integrated gradients, "
+        "default on a CPU; full reference only), or auto",
     )
     explain.add_argument("--grid", type=positive_int, default=8, help="occlusion: cells per side (default 8)")
     explain.add_argument("--steps", type=positive_int, default=16, help="gradients: path points (default 16)")
     explain.add_argument("--batch-size", type=positive_int, default=8, help="images per backbone pass")
-    explain.add_argument("--prompt", help="generation prompt (mst_clipiqa_prompt)")
+    explain.add_argument("--prompt", help="the image's text (generation prompt), for metrics that take one")
     explain.add_argument(
         "--baseline", choices=("blur", "mean"), default="blur", help="no reference: what an occluded cell becomes"
     )
@@ -39,6 +40,7 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         "--overwrite", action="store_true", help="replace an existing --out and its .npy (never an input image)"
     )
     explain.add_argument("--json", action="store_true", help="print the scores and written paths as JSON")
+    add_scoring_flags(explain)
     explain.set_defaults(handler=explain_command)
 
 
@@ -46,17 +48,16 @@ def explain_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..api import load_metric
-    from ..errors import InvalidOptionError
     from ..explanation import explain
     from ..explanation.figure import check_explanation_outputs
+    from ..registry import metric_info
     from .job_outputs import local_folder
 
     out = Path(args.out)
     # Before minutes of model work: the figure and its .npy, never over an input even with --overwrite.
     inputs = [*args.images, *local_folder(args.weights)]
     check_explanation_outputs(out, overwrite=args.overwrite, inputs=inputs)
-    if args.gate is not None and args.metric != "dss_sqa":
-        raise InvalidOptionError(f"--gate is a dss_sqa option; {args.metric} has no gate")
+    options = scoring_options(metric_info(args.metric), args)  # an option of another metric: one line
     try:
         model = load_metric(args.metric, args.weights, args.device, args.precision)
         explanation = explain(
@@ -64,22 +65,19 @@ def explain_command(args: argparse.Namespace) -> int:
             metric=args.metric,
             model=model,
             method=args.method,
-            gate=args.gate,
             grid=args.grid,
             steps=args.steps,
             batch_size=args.batch_size,
             prompt=args.prompt,
             baseline=args.baseline,
+            **options,
         )
     except KeyboardInterrupt:  # `main` prints it as one line, status 130
         raise KeyboardInterrupt(f"nothing was written ({out} and its .npy)") from None
     figure_path, array_path = explanation.save(out, overwrite=args.overwrite, inputs=inputs)
     if args.json:
         summary = {
-            "score": explanation.score,
-            "fold_std": explanation.fold_std,
-            "cos_sim": explanation.cos_sim,
-            "gated": explanation.gated,
+            **explanation.record(),  # score and the metric's declared result fields, as `score --json`
             "method": explanation.method,
             "settings": explanation.settings,
             "random_weights": explanation.random_weights,

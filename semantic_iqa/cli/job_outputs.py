@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError, InvalidOptionError
 from .arg_types import DEFAULT_WORKERS
+from .metric_flags import given_flags
 
 if TYPE_CHECKING:
     from ..jobs.items import JobInputs
@@ -70,23 +71,14 @@ def _check_report(path: Path, args: argparse.Namespace, inputs: JobInputs) -> No
 
 def resume_command(args: argparse.Namespace) -> str:
     """The command line that resumes this `score-dir` job (its non-default options, plus --resume)."""
+    from ..registry import default_metric
+
     argv = ["semantic-iqa", "score-dir", *args.folders]
-    defaults = {"metric": "dss_sqa", "device": "auto", "precision": "fp32", "engine": "local", "log_every": 30.0}
-    defaults.update(batch_size=16, workers=DEFAULT_WORKERS)
-    names = ("manifest", "out", "metric", "weights", "gate", "prompts", "device", "precision", "batch_size")
-    defaults.update(report_worst=8, report_method="auto")
-    for name in (
-        *names,
-        "workers",
-        "engine",
-        "ray_address",
-        "log_every",
-        "json",
-        "report",
-        "report_worst",
-        "report_method",
-    ):
+    defaults = {"metric": default_metric(), "device": "auto", "precision": "fp32", "engine": "local", "log_every": 30.0}
+    defaults.update(batch_size=16, workers=DEFAULT_WORKERS, report_worst=8, report_method="auto")
+    names = ("manifest", "out", "metric", "weights", "prompts", "device", "precision", "batch_size", "workers")
+    for name in (*names, "engine", "ray_address", "log_every", "json", "report", "report_worst", "report_method"):
         value = getattr(args, name)
         if value is not None and value != defaults.get(name):
             argv += ["--" + name.replace("_", "-"), str(value)]
-    return shlex.join([*argv, "--resume"])
+    return shlex.join([*argv, *given_flags(args), "--resume"])  # the metric's own options (flags) last

@@ -13,24 +13,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, InvalidOptionError
+from ..errors import InvalidOptionError
 from ..registry import MetricInfo, metric_info
 from . import exit_codes
 from .arg_types import DEFAULT_WORKERS, non_negative_int, positive_int
 from .job_outputs import check_job_outputs, resume_command
+from .metric_flags import add_scoring_flags, scoring_options
+from .score_command import load_metric, prompt_metrics, score_command
 
 # The model, the Hub and the job runner (torch and the backbone libraries) are imported in the
 # commands' handlers, not here: building the parser (`semantic-iqa --help`) must stay cheap.
 if TYPE_CHECKING:
     from ..jobs import JobInputs
-    from ..metric import Metric
-
-
-def load_metric(name: str, weights: Any, device: str, precision: str) -> Metric:
-    """`semantic_iqa.api.load_metric`, imported when a command first needs a model."""
-    from ..api import load_metric as load
-
-    return load(name, weights, device, precision)
 
 
 def add_commands(commands: argparse._SubParsersAction, model_options: argparse.ArgumentParser) -> None:
@@ -42,12 +36,13 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
     score.add_argument(
         "images", nargs="+", help="REF DIST for a full-reference metric; IMAGE... for a no-reference one"
     )
-    score.add_argument("--prompt", action="append", help="generation prompt (mst_clipiqa_prompt): once per image")
+    score.add_argument("--prompt", action="append", help=f"once per image, {prompt_metrics()}")
     score.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object per scored item (JSON Lines): its inputs and every figure of the metric",
     )
+    add_scoring_flags(score)
     score.set_defaults(handler=score_command)
 
     score_dir = commands.add_parser(
@@ -67,7 +62,7 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
     score_dir.add_argument(
         "--out", required=True, help="result file, .csv or .parquet: one row per pair or image, with its status"
     )
-    score_dir.add_argument("--prompts", help="mst_clipiqa_prompt: CSV of image_name,prompt (or AGIQA's name,prompt)")
+    score_dir.add_argument("--prompts", help=f"CSV of image_name,prompt (or AGIQA's name,prompt), {prompt_metrics()}")
     score_dir.add_argument(
         "--json",
         metavar="FILE",
@@ -81,7 +76,7 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         "--report",
         metavar="HTML",
         help="also write one self-contained HTML page: score distribution, worst items with explanation maps, "
-        "gated and failed items, model and settings ([viz] extra)",
+        "the items each metric flags (its declared flags) and failed items, model and settings ([viz] extra)",
     )
     score_dir.add_argument(
         "--report-worst",
@@ -109,49 +104,8 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         metavar="SECONDS",
         help="without a terminal: a progress line every SECONDS (default 30)",
     )
+    add_scoring_flags(score_dir)
     score_dir.set_defaults(handler=score_dir_command)
-
-
-def _options(info: MetricInfo, args: argparse.Namespace) -> dict[str, Any]:
-    if info.name == "dss_sqa":
-        return {"gate": args.gate}
-    if args.gate is not None:
-        raise InvalidOptionError(f"--gate is a dss_sqa option; {info.name} has no gate")
-    return {}
-
-
-def _check_inputs(info: MetricInfo, images: list[str], prompts: list[str] | None) -> None:
-    if info.kind == "FR" and len(images) != 2:
-        raise InvalidInputError(f"{info.name} is full-reference: give REF DIST, got {len(images)} image(s)")
-    wants_prompt = "prompt" in info.inputs
-    if wants_prompt and (prompts is None or len(prompts) != len(images)):
-        raise InvalidInputError(f"{info.name} needs one --prompt per image ({len(images)} image(s))")
-    if not wants_prompt and prompts:
-        raise InvalidOptionError(f"--prompt is for metrics that take a prompt (mst_clipiqa_prompt), not {info.name}")
-
-
-def score_command(args: argparse.Namespace) -> int:
-    info = metric_info(args.metric)
-    _check_inputs(info, args.images, args.prompt)
-    options = _options(info, args)
-    metric = load_metric(info.name, args.weights, args.device, args.precision)
-    if info.kind == "FR":
-        records = metric.predict(args.images[0], args.images[1], **options).to_records()
-        items = [{"ref": args.images[0], "dist": args.images[1]}]
-    else:
-        records = metric.predict(args.images, args.prompt, **options).to_records()
-        items = [{"image": image} for image in args.images]
-        for item, prompt in zip(items, args.prompt or [], strict=False):
-            item["prompt"] = prompt
-    if args.json:  # JSON Lines, one shape for every metric: the item's inputs, then its figures
-        for item, record in zip(items, records, strict=True):
-            print(json.dumps({"metric": info.name, **item, **record}))
-    elif len(records) == 1:
-        print(f"{records[0]['score']:.4f}")
-    else:
-        for item, record in zip(items, records, strict=True):
-            print(f"{record['score']:.4f}\t{item['image']}")
-    return exit_codes.OK
 
 
 def score_dir_command(args: argparse.Namespace) -> int:
@@ -175,7 +129,7 @@ def _score_dir(args: argparse.Namespace) -> int:
     from ..jobs.items import some
 
     info = metric_info(args.metric)
-    options = _options(info, args)
+    options = scoring_options(info, args)
     if args.ray_address and args.engine != "ray":
         raise InvalidOptionError("--ray-address is for --engine ray")
     inputs = job_items(info, folders=args.folders, manifest=args.manifest, prompts=args.prompts)
@@ -265,7 +219,7 @@ def _report(summary: dict[str, Any], info: MetricInfo, args: argparse.Namespace)
     Human lines go to stderr so that stdout carries only what a program reads (`| jq`).
     Returns `exit_codes.SOME_ITEMS_FAILED` when some items could not be scored, else `OK`.
     """
-    unit = "pair" if info.kind == "FR" else "image"
+    unit = info.unit
     if summary["ok"]:
         before = f", {summary['skipped']} of them done before" if summary["skipped"] else ""
         print(

@@ -129,7 +129,7 @@ def integrated_gradients_map(
     Args:
         score_fn: differentiable [B, 3, H, W] -> [B] scores, higher = better.
         image: [3, H, W] float in [0, 1].
-        baseline: [3, H, W], the "unchanged" image (for DSS-SQA the reference at `image`'s size).
+        baseline: [3, H, W], the "unchanged" image (for a full-reference metric the reference at `image`'s size).
         steps: points on the path (the cost is `steps` forward and backward passes).
         batch_size: path points per pass.
     """

@@ -1,24 +1,26 @@
 """Explaining an image larger than the metric's input, in memory bounded by its 8-bit pixels.
 
-Both metrics shrink an image before looking at it (DSS-SQA: longer side to
-`preprocess.image_size`; MST-CLIPIQA: shorter side to `image_size`, then a centre crop), and
-both methods score the image tens of times. Done on full-size float copies, each scoring held
-batches of them, and for gradients their autograd graph: 6.0 GB for a 12 MP pair, 11 GB for
-24 MP (`docs/explain.md`). Here nothing larger than the 8-bit image, the map and a strip of
-rows is held at full size, and the maps stay what they were:
+A metric shrinks an image before looking at it (to `Metric.working_size`: e.g. the longer
+side, or the shorter side before a centre crop, at its input size), and both methods score
+the image tens of times. Done on full-size float copies, each scoring held batches of them,
+and for gradients their autograd graph: 6.0 GB for a 12 MP pair, 11 GB for 24 MP
+(`docs/explain.md`). Here nothing larger than the 8-bit image, the map and a strip of rows is
+held at full size, and the maps stay what they were:
 
-- The metric resamples width first, then height (`preprocess.resize_bicubic_like_pil`), and
-  the width pass treats each row on its own. `Resampled` keeps the width-resampled rows (full
-  height, the metric's width), built strip by strip; the image with some rows changed (an
-  occluded cell) costs a width pass of those rows. The metric's own resize of the result
-  changes nothing (an axis at its size is not resampled): scoring it IS scoring the image.
-- Occlusion (DSS-SQA) replaces cells of the full-size image, as before (`occlusion_map_at_size`).
+- The image is resampled to the working size as `preprocess.resize_bicubic_like_pil` does
+  (width first, then height; the width pass treats each row on its own), as the metrics of
+  this package resample. `Resampled` keeps the width-resampled rows (full height, the
+  metric's width), built strip by strip; the image with some rows changed (an occluded cell)
+  costs a width pass of those rows. The metric's own resize of the result changes nothing
+  (an axis at its size is not resampled): scoring it IS scoring the image. (A metric that
+  resamples otherwise is explained on the image as resampled here.)
+- Full-reference occlusion replaces cells of the full-size image, as before (`occlusion_map_at_size`).
 - Integrated gradients follow the same full-size path as before, each point held as its
   width-resampled rows; the gradient goes back through the width pass strip by strip
   (`integrated_gradients_at_size`): a per-pixel map at the image's size, exact zeros included.
-- No-reference occlusion (MST-CLIPIQA) works on the resampled image, whose cells stand for
-  the same cells of the full image: a blur a quarter of a cell wide at full size would cost
-  more than the whole explanation.
+- No-reference occlusion works on the resampled image, whose cells stand for the same cells
+  of the full image: a blur a quarter of a cell wide at full size would cost more than the
+  whole explanation.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from PIL import Image
 
 from ..errors import ResourceLimitError, SemanticIQAError
 from ..inputs import ImageLike, to_rgb_pil
-from ..preprocess import resize_bicubic_like_pil, resized_size
+from ..preprocess import resize_bicubic_like_pil
 from .attribution import SAME_PIXEL_TOLERANCE, Cell, grid_cells, occlusion_gains
 
 STRIP_VALUES = 4_000_000  # floats held per strip of rows (16 MB): 222 rows of a 6,000-pixel-wide photo
@@ -83,22 +85,6 @@ def size_of(pixels: Pixels) -> tuple[int, int]:
     if isinstance(pixels, Image.Image):
         return pixels.size
     return int(pixels.shape[-1]), int(pixels.shape[-2])
-
-
-def dss_working_size(width: int, height: int, image_size: int) -> tuple[int, int]:
-    """The size DSS-SQA resizes the image to (longer side at `image_size`), or its own when not larger."""
-    if max(width, height) <= image_size:
-        return width, height
-    return resized_size(width, height, image_size)
-
-
-def mst_working_size(width: int, height: int, image_size: int) -> tuple[int, int]:
-    """The size MST-CLIPIQA resizes the image to (shorter side at `image_size`), or its own when not larger."""
-    if min(width, height) <= image_size:
-        return width, height
-    from ..metrics.mst_clipiqa.preprocess import short_side_resized_size
-
-    return short_side_resized_size(width, height, image_size)
 
 
 class Resampled:

@@ -1,33 +1,27 @@
 """Adapters to other libraries: pyiqa (`pyiqa`), torchmetrics (`torchmetrics`), training losses (`loss`).
 
-They import the core, never the reverse. `register_available()` runs at `import
-semantic_iqa` and registers this package's metrics with pyiqa in either import order: at
-once when pyiqa is already imported, otherwise from an import hook (`_PyiqaImportHook`, one
-`sys.meta_path` finder) when pyiqa's own import finishes. pyiqa 0.1.16 has no supported way
-for an installed package to add a metric name before that package is imported (see
-docs/pyiqa.md), so `import semantic_iqa`, before or after `import pyiqa`, is what registers.
-`load_no_reference_metric` and `no_reference_scores` are what the no-reference adapters
-share: a registry entry and its frozen model, checked against each other, and its call.
+They import the core, never the reverse, and know no metric: each reads what it needs off the
+registry entry (kind, inputs, direction, range, options) and calls the `Metric` hooks
+(`differentiable_score`, `training_loss`, `make_reference_cache`), so a plug-in metric works
+in every adapter. `frozen.py` holds what they share: the frozen held model and its call.
+
+`register_available()` runs at `import semantic_iqa` and registers this package's metrics
+with pyiqa in either import order: at once when pyiqa is already imported, otherwise from
+an import hook (`_PyiqaImportHook`, one `sys.meta_path` finder) when pyiqa's own import
+finishes. pyiqa 0.1.16 has no supported way for an installed package to add a metric name
+before that package is imported (see docs/pyiqa.md), so `import semantic_iqa`, before or
+after `import pyiqa`, is what registers.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, InvalidOptionError
-from ..registry import MetricInfo, create_metric, metric_info
-
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
-
-    import torch
-
-    from ..metric import Metric
 
 
 _STARTUP_MODULE = "_semantic_iqa_autoload"  # the start-up finder's module (see the repository root)
@@ -119,53 +113,3 @@ class _RegisteringLoader:
         if self._hook in sys.meta_path:
             sys.meta_path.remove(self._hook)
         _register_with_pyiqa()
-
-
-def load_no_reference_metric(
-    metric: str, weights: str | os.PathLike | None = None, model: Metric | None = None
-) -> tuple[MetricInfo, Metric]:
-    """The registry entry `metric` (a no-reference one) and its model, frozen and in eval mode.
-
-    Args:
-        metric: registry name of an NR metric, e.g. "mst_clipiqa" or "mst_clipiqa_prompt".
-        weights: weights folder or Hub repo id (`None` = the metric's default); or pass `model`.
-        model: an already loaded model of that entry (its class and fixed options, e.g. the
-            MST-CLIPIQA variant, must be the entry's); loaded on the CPU from `weights` otherwise.
-
-    Returns:
-        (entry, model): the entry says which way is better and the score range; the model has
-        `requires_grad` off on every parameter (in place, also for a `model` passed in).
-
-    Raises:
-        InvalidOptionError: unknown or full-reference `metric`; both `weights` and `model`; a
-            `model` that is not what the entry describes.
-    """
-    info = metric_info(metric)
-    if info.kind != "NR":
-        raise InvalidOptionError(
-            f"{metric!r} ({info.title}) is a full-reference metric; this adapter is for no-reference ones "
-            "(use DSSSQAMetric / DSSSQALoss for DSS-SQA)"
-        )
-    if model is None:
-        model = create_metric(metric, weights, device="cpu")
-    elif weights is not None:
-        raise InvalidOptionError("pass weights= or model=, not both")
-    else:
-        info.check_model(model)
-    return info, model.eval().requires_grad_(False)
-
-
-def no_reference_scores(
-    info: MetricInfo, model: Metric, images: torch.Tensor, prompts: Sequence[str] | None = None
-) -> torch.Tensor:
-    """[B] scores of float `images` [B, C, H, W] in [0, 1], with gradients, called as the entry says.
-
-    An entry whose inputs include "prompt" (mst_clipiqa_prompt) is called `model(images,
-    prompts)` and the model checks the prompts; any other refuses prompts here, by name,
-    rather than let them be dropped or misread.
-    """
-    if "prompt" in info.inputs:
-        return model(images, prompts).score
-    if prompts is not None:
-        raise InvalidInputError(f"{info.name!r} takes no prompts (only {', '.join(info.inputs)})")
-    return model(images).score

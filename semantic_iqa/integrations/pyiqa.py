@@ -1,4 +1,4 @@
-"""This package's metrics in pyiqa: `pyiqa.create_metric("dss_sqa")` / `("mst_clipiqa")` once both are imported.
+"""This package's metrics in pyiqa: `pyiqa.create_metric(name)` for every registry entry pyiqa can call.
 
 `import semantic_iqa` registers them, whether pyiqa is imported before it (at once) or after
 it (an import hook runs `register()` when pyiqa's import finishes; see
@@ -7,20 +7,18 @@ checks `DEFAULT_CONFIGS` before anything reads entry points (docs/pyiqa.md). Thi
 imports torch (pyiqa already has) but not the model code: the archs import it when a metric
 is created.
 
-pyiqa calls full-reference metrics as `metric(dist, ref)`, distorted FIRST, with float
-tensors in [0, 1]; this package's own calls are reference first. The DSS-SQA arch below
-takes pyiqa's order and hands the pair to DSS-SQA the right way round. No-reference metrics
-are called `metric(images)`. pyiqa decodes image paths itself, so path inputs through pyiqa
-use the differentiable torch preprocessing (see docs/inputs.md).
+Which entries: full-reference ones whose inputs are the reference and the distorted image
+(pyiqa calls them `metric(dist, ref)`, distorted FIRST; the arch hands the pair to the metric
+by role), and no-reference ones whose only input is the image (`metric(images)`). An entry
+with a prompt input is skipped: pyiqa's call conventions have no place for a per-image text.
+Each is offered under its registry name, or under the names of its `pyiqa_presets` (each
+with the scoring options it fixes). pyiqa's `metric_mode`, `lower_better` and `score_range`
+are the entry's kind, direction and range. pyiqa decodes image paths itself, so path inputs
+through pyiqa use the metric's differentiable torch preprocessing (see docs/inputs.md).
 
-Registered: `dss_sqa` and `dss_sqa_soft` (DSS-SQA with the soft gate), and every
-no-reference registry entry whose only input is the image (today `mst_clipiqa`). The
-prompt-anchored `mst_clipiqa_prompt` is not: it needs the generation prompt of each image,
-a second input pyiqa's no-reference call convention has no place for. pyiqa's entries
-(`metric_mode`, `lower_better`, `score_range`) are derived from this package's registry.
-
-`create_metric` keyword arguments reach the model: `weights=` (folder or Hub repo id),
-`revision=`, and for DSS-SQA `gate=`; `device=` is pyiqa's own and moves the model.
+`create_metric` keyword arguments reach the arch: `weights=` (folder or Hub repo id),
+`revision=`, and the entry's scoring options (checked before any weights are read); `device=`
+is pyiqa's own and moves the model.
 """
 
 from __future__ import annotations
@@ -32,66 +30,81 @@ import torch
 from torch import nn
 
 from ..registry import MetricInfo, create_metric, list_metrics, metric_info
-from .frozen import HoldsFrozenMetric
+from .frozen import HoldsFrozenMetric, scoring_options
 
 # Names no pyiqa built-in uses: pyiqa's registry is keyed by class name, and a clash would
 # silently replace a built-in metric.
-DSS_ARCH_NAME = "SemanticIQADSSSQA"
+FR_ARCH_NAME = "SemanticIQAFullReference"
 NR_ARCH_NAME = "SemanticIQANoReference"
-ARCH_NAMES = (DSS_ARCH_NAME, NR_ARCH_NAME)
-
-# pyiqa name -> the DSS-SQA gate it runs with. Both are the registry's "dss_sqa" entry.
-DSS_METRICS = {
-    "dss_sqa": {"gate": "hard"},
-    "dss_sqa_soft": {"gate": "soft"},  # no cliff in the score at the gate threshold
-}
+ARCH_NAMES = (FR_ARCH_NAME, NR_ARCH_NAME)
 
 
-class SemanticIQADSSSQA(HoldsFrozenMetric, nn.Module):
-    """pyiqa arch: `forward(dist, ref)` -> [B] DSS-SQA scores in [0, 5], higher = better."""
-
-    def __init__(self, weights: str | os.PathLike | None = None, revision: str | None = None, gate: str = "hard"):
-        super().__init__()
-        from ..metrics.dss_sqa.config import check_gate_mode
-        from ..metrics.dss_sqa.model import DSSSQA  # here, not at registration: it imports timm and transformers
-
-        check_gate_mode(gate)  # at create_metric, not at the first call; before any weights are read
-        # A model of its own (not semantic_iqa's shared cache): pyiqa moves it to its device.
-        # Held frozen outside the module tree: in a user's model (`as_loss=True`) its optimizer,
-        # `.train()` and checkpoints never reach it (semantic_iqa.integrations.frozen).
-        self._hold_metric(DSSSQA.from_pretrained(weights, revision=revision, device="cpu"))
-        self.gate = gate
-
-    def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        return self.model(ref, dist, gate=self.gate).score
-
-
-class SemanticIQANoReference(HoldsFrozenMetric, nn.Module):
-    """pyiqa arch for a single-input no-reference metric of the registry (e.g. MST-CLIPIQA variant A).
+class _RegistryArch(HoldsFrozenMetric, nn.Module):
+    """A pyiqa arch over registry entry `metric`: its model, frozen and held outside the module tree.
 
     Args:
-        metric: registry name (set by the pyiqa config entry, e.g. "mst_clipiqa").
+        metric: registry name (set by the pyiqa config entry).
         weights: weights folder or Hub repo id (`None` = the metric's default).
         revision: Hub revision (tag or commit) of `weights`.
+        **options: the entry's scoring options (a preset's, overridden by `create_metric`'s
+            keywords); readable as attributes of the arch (`metric.net.<option>`).
 
-    `forward(images)`: images [B, C, H, W] float in [0, 1], C in {1, 3}, any size -> [B]
-    scores on the entry's scale (mst_clipiqa: [1, 5], higher = better). Gradients are kept,
-    so pyiqa's `as_loss=True` differentiates through it.
+    Gradients are kept, so pyiqa's `as_loss=True` differentiates through it (into the scored
+    images; references are constants).
     """
 
-    def __init__(self, metric: str, weights: str | os.PathLike | None = None, revision: str | None = None):
+    def __init__(
+        self, metric: str, weights: str | os.PathLike | None = None, revision: str | None = None, **options: Any
+    ) -> None:
         super().__init__()
+        info = metric_info(metric)
+        # At create_metric, not at the first call; before any weights are read.
+        self.options = scoring_options(info, options)
         self.metric = metric
+        self.info = info
         # A model of its own on the CPU (not the shared cache): pyiqa moves it to its device.
+        # Held frozen outside the module tree: in a user's model (`as_loss=True`) its optimizer,
+        # `.train()` and checkpoints never reach it (semantic_iqa.integrations.frozen).
         self._hold_metric(create_metric(metric, weights, device="cpu", revision=revision))
 
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:  # a scoring option: `metric.net.<option>`
+            options = self.__dict__.get("options") or {}
+            if name in options:
+                return options[name]
+            raise
+
+
+class SemanticIQAFullReference(_RegistryArch):
+    """pyiqa arch for a full-reference entry: `forward(dist, ref)` -> [B] scores on the entry's scale.
+
+    `dist` and `ref`: [B, C, H, W] float in [0, 1], C in {1, 3}, sizes may differ.
+    """
+
+    def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return self.model.differentiable_score({"ref": ref, "dist": dist}, {}, **self.options)
+
+
+class SemanticIQANoReference(_RegistryArch):
+    """pyiqa arch for a no-reference entry whose only input is the image.
+
+    `forward(images)`: images [B, C, H, W] float in [0, 1], C in {1, 3}, any size -> [B]
+    scores on the entry's scale.
+    """
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images).score
+        return self.model.differentiable_score({"image": images}, {}, **self.options)
 
 
-def is_pyiqa_no_reference(info: MetricInfo) -> bool:
-    """True for entries pyiqa's `metric(images)` call can carry: NR with the image as the only input."""
-    return info.kind == "NR" and tuple(info.inputs) == ("image",)
+def pyiqa_arch(info: MetricInfo) -> str | None:
+    """The arch that runs entry `info` in pyiqa, or `None` when pyiqa's calls cannot carry its inputs."""
+    if info.kind == "FR" and sorted(info.inputs) == ["dist", "ref"]:
+        return FR_ARCH_NAME
+    if info.kind == "NR" and tuple(info.inputs) == ("image",):
+        return NR_ARCH_NAME
+    return None
 
 
 def pyiqa_config(info: MetricInfo, arch: str, **arch_options: Any) -> dict[str, Any]:
@@ -112,25 +125,27 @@ def pyiqa_config(info: MetricInfo, arch: str, **arch_options: Any) -> dict[str, 
 
 
 def pyiqa_configs() -> dict[str, dict[str, Any]]:
-    """pyiqa name -> DEFAULT_CONFIGS entry, for every metric this adapter offers."""
-    dss = metric_info("dss_sqa")
-    configs = {name: pyiqa_config(dss, DSS_ARCH_NAME, **options) for name, options in DSS_METRICS.items()}
+    """pyiqa name -> DEFAULT_CONFIGS entry, for every registry entry pyiqa can call (`pyiqa_arch`)."""
+    configs = {}
     for info in list_metrics():
-        if is_pyiqa_no_reference(info):
-            configs[info.name] = pyiqa_config(info, NR_ARCH_NAME, metric=info.name)
+        arch = pyiqa_arch(info)
+        if arch is None:
+            continue
+        for name, options in (info.pyiqa_presets or {info.name: {}}).items():
+            configs[name] = pyiqa_config(info, arch, metric=info.name, **options)
     return configs
 
 
 def register() -> None:
     """Add the archs to pyiqa's ARCH_REGISTRY and the metrics to its DEFAULT_CONFIGS (idempotent).
 
-    Run again after `semantic_iqa.register_metric` of a plug-in NR metric to offer it too.
+    Run again after `semantic_iqa.register_metric` of a metric at run time to offer it too.
     Names pyiqa already has are left alone, so a built-in is never replaced.
     """
     from pyiqa.default_model_configs import DEFAULT_CONFIGS
     from pyiqa.utils.registry import ARCH_REGISTRY
 
-    for arch_name, arch in ((DSS_ARCH_NAME, SemanticIQADSSSQA), (NR_ARCH_NAME, SemanticIQANoReference)):
+    for arch_name, arch in ((FR_ARCH_NAME, SemanticIQAFullReference), (NR_ARCH_NAME, SemanticIQANoReference)):
         if arch_name not in ARCH_REGISTRY._obj_map:
             try:
                 ARCH_REGISTRY.register(arch, name=arch_name)

@@ -1,9 +1,9 @@
 """The model fingerprint of a job: sha256 of what produces its scores (metric, settings, weights, precision, options).
 
-An option given at its default is the same job as one left out: `--gate hard` on weights
-whose `gate.mode` is `hard` fingerprints as no `--gate`. Which options have a default in the
-weights' settings, and where, is the metric's own declaration (`MetricOption.setting` in
-`MetricInfo.scoring_options`); nothing here names a metric.
+An option given at its default is the same job as one left out: an option spelt out at the
+value of the weights' own setting fingerprints as the option not given. Which options have a
+default in the weights' settings, and where, is the metric's own declaration
+(`MetricOption.setting` in `MetricInfo.scoring_options`); nothing here names a metric.
 
 Earlier versions fingerprinted an option given at its default apart from one left out;
 `*_fingerprints` also return those older fingerprints, so that a result they wrote still resumes.
@@ -72,7 +72,7 @@ def weights_fingerprints(
 
     return Fingerprints(
         _digest(contents.metric, contents.settings, precision, chosen, lambda digest: digest.update(files.encode()))
-        for chosen in _option_variants(contents.metric, settings, options)
+        for chosen in _option_spellings(contents.metric, settings, options)
     )
 
 
@@ -103,7 +103,7 @@ def model_fingerprints(
 
     return Fingerprints(
         _digest(metric.name, settings, metric.precision, chosen, tensors)
-        for chosen in _option_variants(metric.name, lambda: settings, options)
+        for chosen in _option_spellings(metric.name, lambda: settings, options)
     )
 
 
@@ -144,7 +144,7 @@ def _settings_of(metric: str) -> dict[str, str]:
     return {option.name: option.setting for option in metric_info(metric).scoring_options if option.setting}
 
 
-def _option_variants(
+def _option_spellings(
     metric: str, settings: Callable[[], Mapping[str, Any]], options: Mapping[str, Any] | None
 ) -> Iterator[dict[str, Any]]:
     """The options as fingerprinted (`None` and defaults left out), then as older versions may have had them.

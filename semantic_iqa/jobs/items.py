@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError, InvalidOptionError
-from ..registry import MetricInfo
+from ..registry import MetricInfo, list_metrics
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"})
 MANIFEST_SUFFIXES = (".csv", ".parquet")
@@ -257,7 +257,8 @@ def job_items(
     folders = [Path(f).absolute() for f in folders or []]
     wants_prompt = "prompt" in info.inputs
     if prompts is not None and not wants_prompt:
-        raise InvalidOptionError(f"--prompts is for metrics that take a prompt (mst_clipiqa_prompt), not {info.name}")
+        takers = ", ".join(other.name for other in list_metrics() if "prompt" in other.inputs) or "none registered"
+        raise InvalidOptionError(f"--prompts is for metrics that take a prompt ({takers}), not {info.name}")
     if manifest is not None:
         if folders:
             raise InvalidInputError("give either folders or --manifest, not both")

@@ -1,10 +1,12 @@
 """`score-dir --report report.html`: one self-contained HTML page a person opens after a job.
 
-It holds the score distribution, the lowest-scoring items with their explanation maps
-(`semantic_iqa.explain`, computed by the same model), the pairs the semantic gate vetoed,
-the failed items, and the model, version and settings. Every image is embedded as a data
-URI and nothing is fetched: the file can be mailed, archived or opened offline. Drawing
-needs matplotlib (`pip install "semantic-iqa[viz]"`).
+It holds the score distribution, the worst-scoring items (the lowest, or the highest for a
+lower-is-better metric) with their explanation maps (`semantic_iqa.explain`, computed by the
+same model), a list per flagged result field (`ResultField.flag`), the failed items, and the
+model, version and settings. What each item shows beside its score is the metric's
+declaration (`ResultField.in_report`); nothing here names a metric. Every image is embedded
+as a data URI and nothing is fetched: the file can be mailed, archived or opened offline.
+Drawing needs matplotlib (`pip install "semantic-iqa[viz]"`).
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..contract import ResultField
 from ..errors import InvalidOptionError, SemanticIQAError
 from ..registry import MetricInfo
-from .results import output_format
-from .tables import CsvTable, ParquetTable
+from .items import image_columns
+from .reading import read_result_rows
 
-LISTED_ROWS = 200  # gated / failed items listed in full up to this many
+__all__ = ["is_report", "read_result_rows", "require_matplotlib", "write_report"]
+
+LISTED_ROWS = 200  # flagged / failed items listed in full up to this many
 THUMBNAIL_DPI = 80
 GENERATOR = "semantic-iqa score-dir --report"  # in every report's <head>: marks the files it may replace
 
@@ -56,21 +61,6 @@ def require_matplotlib() -> None:
         raise InvalidOptionError("--report needs matplotlib: pip install 'semantic-iqa[viz]'") from None
 
 
-def read_result_rows(out: str | os.PathLike, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """Every complete row of a CSV or Parquet result, `columns` only, with numbers and booleans typed."""
-    out = Path(out)
-    table = CsvTable(out) if output_format(out) == "csv" else ParquetTable(out)
-    rows = []
-    for row in table.rows(columns):
-        for name in ("score", "fold_std", "cos_sim"):
-            if isinstance(row.get(name), str):
-                row[name] = float(row[name]) if row[name] else None
-        if isinstance(row.get("gated"), str):
-            row["gated"] = {"True": True, "False": False}.get(row["gated"])
-        rows.append(row)
-    return rows
-
-
 def write_report(
     path: str | os.PathLike,
     results: str | os.PathLike,
@@ -87,21 +77,24 @@ def write_report(
     Args:
         path: the .html file to write (replaced if it exists: the caller checks overwriting).
         results: the job's CSV or Parquet result.
-        info: the metric's registry entry (which way is better, its inputs).
+        info: the metric's registry entry (which way is better, its inputs, its result fields).
         model: the loaded metric that scored the job (explanations use it).
-        summary: the job summary (`semantic_iqa.jobs.summary`), shown as the settings.
-        worst: how many of the lowest-scoring items get an explanation map (0 = none).
+        summary: the job summary (`semantic_iqa.jobs.summary`), shown as the settings; its
+            options are the scoring options the explanations use.
+        worst: how many of the worst-scoring items get an explanation map (0 = none).
         method: explanation method ("auto", "occlusion", "gradients"; see `semantic_iqa.explain`).
         log: print one progress line per explained item to stderr.
 
     Returns:
         The written path.
     """
-    from ..explanation import explain, has_random_weights
+    from ..explanation import has_random_weights
 
-    image_names = [name for name in info.inputs if name != "prompt"]
-    columns = ["id", *info.inputs, "score", "status", "fold_std", "cos_sim", "gated"]
-    rows = read_result_rows(results, columns)
+    shown = [field for field in info.result_fields if field.in_report and field.type != "floats"]
+    flagged = [field for field in info.result_fields if field.flag and field.type == "bool"]
+    kinds = {"id": "str", **dict.fromkeys(info.inputs, "str"), "score": "float", "status": "str"}
+    kinds.update({field.name: field.type for field in (*shown, *flagged)})
+    rows = read_result_rows(results, kinds)
     ok = [row for row in rows if row["status"] == "ok" and row["score"] is not None]
     failed = [row for row in rows if row["status"] != "ok"]
     ok.sort(key=lambda row: row["score"], reverse=not info.higher_is_better)  # worst first
@@ -109,39 +102,18 @@ def write_report(
 
     sections = [_header(info, summary, len(ok), len(failed), random_weights)]
     sections.append(_distribution(info, [row["score"] for row in ok], random_weights))
-    explained = []
-    for number, row in enumerate(ok[:worst], start=1):
-        started = time.perf_counter()
-        try:
-            explanation = explain(
-                *[row[name] for name in image_names],
-                metric=info.name,
-                model=model,
-                method=method,
-                gate=summary.get("options", {}).get("gate"),
-                prompt=row.get("prompt"),
-            )
-        except SemanticIQAError as exc:  # e.g. an input file removed since scoring: say so, go on
-            explained.append(_item_html(row, image_names, None, str(exc)))
-            continue
-        explained.append(_item_html(row, image_names, _png_data_uri(explanation.figure(), THUMBNAIL_DPI), None))
-        if log:
-            print(
-                f"report: explained {number}/{min(worst, len(ok))} ({row['id']}) in "
-                f"{time.perf_counter() - started:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    explained = _explained(info, model, ok[:worst], shown, summary, method, log)
     sections.append(_worst_section(info, explained, worst, len(ok)))
-    if any(row.get("gated") is not None for row in ok):  # metrics with a gate (DSS-SQA)
-        sections.append(
-            _listed(
-                "Pairs the semantic gate vetoed",
-                [row for row in ok if row.get("gated")],
-                ["id", *image_names, "score", "cos_sim"],
-            )
-        )
+    image_names = image_columns(info)
+    for field in flagged:
+        others = [other.name for other in shown if other is not field]
+        sections.append(_listed(field.flag or "", [row for row in ok if row.get(field.name)],
+                                ["id", *image_names, "score", *others]))  # fmt: skip
     sections.append(_listed("Failed items", failed, ["id", *image_names, "status"]))
+    return _write_page(Path(path), info, sections)
+
+
+def _write_page(path: Path, info: MetricInfo, sections: list[str]) -> Path:
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='generator' content='{GENERATOR}'>"
@@ -149,12 +121,48 @@ def write_report(
         + "\n".join(sections)
         + "\n</body></html>\n"
     )
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(path.name + ".tmp")
     staging.write_text(page, encoding="utf-8")
     os.replace(staging, path)  # never a half-written report under the real name
     return path
+
+
+def _explained(
+    info: MetricInfo,
+    model: Any,
+    rows: list[dict[str, Any]],
+    shown: list[ResultField],
+    summary: Mapping[str, Any],
+    method: str,
+    log: bool,
+) -> list[str]:
+    """The HTML of each of `rows` (worst first) with its explanation map, or why it has none."""
+    from ..explanation import explain
+
+    image_names = image_columns(info)
+    # The job's scoring options (those the metric declares), so the maps explain the scores shown.
+    options = {k: v for k, v in (summary.get("options") or {}).items() if v is not None and info.option(k)}
+    explained = []
+    for number, row in enumerate(rows, start=1):
+        started = time.perf_counter()
+        texts = {name: row.get(name) for name in info.inputs if name not in image_names}  # e.g. the prompt
+        try:
+            explanation = explain(
+                *[row[name] for name in image_names], metric=info.name, model=model, method=method, **texts, **options
+            )
+        except SemanticIQAError as exc:  # e.g. an input file removed since scoring: say so, go on
+            explained.append(_item_html(row, image_names, shown, None, str(exc)))
+            continue
+        figure = _png_data_uri(explanation.figure(), THUMBNAIL_DPI)
+        explained.append(_item_html(row, image_names, shown, figure, None))
+        if log:
+            print(
+                f"report: explained {number}/{len(rows)} ({row['id']}) in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return explained
 
 
 def _header(info: MetricInfo, summary: Mapping[str, Any], ok: int, failed: int, random_weights: bool) -> str:
@@ -205,20 +213,28 @@ def _distribution(info: MetricInfo, scores: list[float], random_weights: bool) -
 def _worst_section(info: MetricInfo, items: list[str], worst: int, total: int) -> str:
     if worst == 0:
         return ""
+    end, better = ("lowest", "higher") if info.higher_is_better else ("highest", "lower")
     intro = (
-        f"<p class='muted'>The {len(items)} lowest-scoring of {total} items. Red in a map: the region lowered "
-        "the score (restoring it would raise it); blue: it raised the score. Maps are computed through the "
-        "metric itself (see the explain docs).</p>"
+        f"<p class='muted'>The {len(items)} {end}-scoring of {total} items ({better} is better), worst first. "
+        "Red in a map: the region lowered the score (restoring it would raise it); blue: it raised the score. "
+        "Maps are computed through the metric itself (see the explain docs).</p>"
     )
-    return f"<h2>Lowest scores, and where the score was lost</h2>{intro}" + "".join(items)
+    return f"<h2>{end.capitalize()} scores, and where the score was lost</h2>{intro}" + "".join(items)
 
 
-def _item_html(row: Mapping[str, Any], image_names: list[str], figure_uri: str | None, error: str | None) -> str:
+def _item_html(
+    row: Mapping[str, Any],
+    image_names: list[str],
+    shown: list[ResultField],
+    figure_uri: str | None,
+    error: str | None,
+) -> str:
     facts = [f"<b>{html.escape(str(row['id']))}</b>", f"score {_fmt(row['score'])}"]
-    if row.get("fold_std") is not None:
-        facts.append(f"fold spread ±{_fmt(row['fold_std'])}")
-    if row.get("gated") is not None:
-        facts.append(f"cos {_fmt(row.get('cos_sim'), 2)}, gate {'VETOED' if row['gated'] else 'passed'}")
+    for field in shown:  # the metric's own figures, as it names them (`ResultField.label`, `.states`)
+        value = row.get(field.name)
+        if value is not None:
+            text = field.states[bool(value)] if field.type == "bool" else _fmt(value)
+            facts.append(html.escape(f"{field.label or field.name} {text}"))
     paths = "<br>".join(f"{name}: <code>{html.escape(str(row[name]))}</code>" for name in image_names)
     body = (
         f"<img alt='explanation of {html.escape(str(row['id']))}' src='{figure_uri}'>"

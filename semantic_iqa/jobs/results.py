@@ -1,8 +1,9 @@
 """The result table of a scoring job: its columns, the model fingerprint, writing and reading it back.
 
 One row per item: `id`, the input columns (paths, prompt), `score` (empty for a failed
-row, never a missing key), `status` (`ok` or the error text), the metric's other figures
-flattened (`fold_0`..., `p_0`...), and `input_signature` (size and mtime of each input file).
+row, never a missing key), `status` (`ok` or the error text), the metric's declared result
+fields (`MetricInfo.result_fields`: scalars first, then each list of floats spread over
+`<column_prefix>_0`, `_1`, ...), and `input_signature` (size and mtime of each input file).
 A sidecar `<out>.job.json` records which model wrote the rows (metric, weights, options,
 fingerprint, package version), so a resumed job never mixes the results of two models.
 What a resumed job keeps of the rows already there (`read_rows`) is decided in `resume`.
@@ -16,12 +17,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from PIL import Image
-
 from .._version import __version__
 from ..errors import InvalidInputError, ResultFileError
-from ..registry import MetricInfo
+from .columns import batch_records, default_kind, flatten_record, result_columns, text_columns
 from .csv_table import AGAIN
 from .fingerprints import (
     Fingerprints,
@@ -30,12 +28,12 @@ from .fingerprints import (
     weights_fingerprint,
     weights_fingerprints,
 )
-from .items import image_columns
 from .tables import CsvTable, ParquetTable, parts_dir
 
 __all__ = [
     "Fingerprints",
     "ResultWriter",
+    "batch_records",
     "check_fingerprint",
     "flatten_record",
     "model_fingerprint",
@@ -47,13 +45,12 @@ __all__ = [
     "result_exists",
     "sidecar_path",
     "summary",
+    "text_columns",
     "weights_fingerprint",
     "weights_fingerprints",
 ]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-_LIST_COLUMNS = {"fold_scores": "fold", "probabilities": "p"}  # list-valued figures -> fold_0, p_0, ...
-_TEXT_COLUMNS = ("id", "ref", "dist", "image", "prompt")
 
 
 def output_format(out: str | os.PathLike) -> str:
@@ -74,48 +71,21 @@ def result_exists(out: str | os.PathLike) -> bool:
     return Path(out).exists() or parts_dir(out).exists()
 
 
-def flatten_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A metric's record with list figures spread over numbered columns (fold_scores -> fold_0...)."""
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, (list, tuple)):
-            flat.update({f"{_LIST_COLUMNS.get(key, key)}_{i}": v for i, v in enumerate(value)})
-        else:
-            flat[key] = value
-    return flat
-
-
-def result_columns(info: MetricInfo, metric: Any, options: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The result table's columns, in order, with their kind ("str", "float", "bool", "int").
-
-    The metric's own figures come from scoring one blank image (cheap, and right for any
-    registered metric): scalar figures first, then the list figures spread over columns.
-    """
-    blank = metric.image_transform()(Image.new("RGB", (32, 32)))
-    images = {name: blank.unsqueeze(0).to(metric.device) for name in image_columns(info)}
-    extras = {"prompt": ["a photo"]} if "prompt" in info.inputs else {}
-    with torch.inference_mode():
-        record = metric.score_batch(images, extras, **(options or {})).to_records()[0]
-    scalars = {k: v for k, v in record.items() if k != "score" and not isinstance(v, (list, tuple))}
-    lists = flatten_record({k: v for k, v in record.items() if isinstance(v, (list, tuple))})
-    columns = {"id": "str", **dict.fromkeys(info.inputs, "str"), "score": "float", "status": "str"}
-    for name, value in {**scalars, **lists}.items():
-        columns[name] = "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else "float"
-    columns["input_signature"] = "str"
-    return columns
-
-
-def open_table(out: str | os.PathLike, kinds: Mapping[str, str] | None = None) -> CsvTable | ParquetTable:
+def open_table(
+    out: str | os.PathLike, kinds: Mapping[str, str] | None = None, *, text: Collection[str] | None = None
+) -> CsvTable | ParquetTable:
     """The table of result `out` (CSV or Parquet, by its suffix); `kinds` (column -> kind) are needed to write.
 
-    A CSV table escapes the text columns (kind "str") against formula injection; without
-    `kinds`, those of an existing file's header are taken by their names.
+    A CSV table escapes the text columns (kind "str", or `text`: `text_columns(info)`) against
+    formula injection; without either, those of an existing file's header are taken by their names.
     """
     out = Path(out)
     if output_format(out) == "parquet":
         return ParquetTable(out, kinds)
+    if text is not None:
+        return CsvTable(out, text)
     if kinds is None:
-        kinds = {name: _default_kind(name) for name in CsvTable(out).header() or []}
+        kinds = {name: default_kind(name) for name in CsvTable(out).header() or []}
     return CsvTable(out, [name for name, kind in kinds.items() if kind == "str"])
 
 
@@ -174,7 +144,7 @@ class ResultWriter:
     ) -> None:
         self.out = Path(out)
         self.fmt = fmt or output_format(out)
-        kinds = dict(columns) if isinstance(columns, Mapping) else {name: _default_kind(name) for name in columns}
+        kinds = dict(columns) if isinstance(columns, Mapping) else {name: default_kind(name) for name in columns}
         self.columns = list(kinds)
         resumed = resume and result_exists(self.out)
         if resumed:
@@ -219,16 +189,13 @@ class ResultWriter:
         self.close()
 
 
-def _default_kind(name: str) -> str:
-    return "str" if name in (*_TEXT_COLUMNS, "status", "input_signature") else "float"
-
-
-def repair_result(out: str | os.PathLike, keep: Collection[int]) -> None:
+def repair_result(out: str | os.PathLike, keep: Collection[int], text: Collection[str] | None = None) -> None:
     """Rewrite an existing result with only the rows at `keep` (`resume.ResumePlan.keep`), without a writer.
 
-    For a resumed job with nothing left to score, whose file still needs rows removed.
+    For a resumed job with nothing left to score, whose file still needs rows removed;
+    `text`: its text columns (`text_columns(info)`), escaped again in a CSV file.
     """
-    open_table(out).rewrite(keep)
+    open_table(out, text=text).rewrite(keep)
 
 
 def summary(

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .columns import default_kind
 from .items import input_signature, some
-from .results import _default_kind, check_fingerprint, open_table, result_exists
+from .results import check_fingerprint, open_table, result_exists
 from .tables import CsvTable
 
 _KEY_COLUMNS = ("id", "input_signature", "status", "score")
@@ -62,12 +63,19 @@ class ResultScan:
     duplicates: int = 0
 
 
-def scan_result(out: str | os.PathLike, fingerprint: str | Iterable[str]) -> ResultScan:
-    """Read and check every row of the result `out` after checking which model wrote it (`check_fingerprint`)."""
+def scan_result(
+    out: str | os.PathLike, fingerprint: str | Iterable[str], text: Collection[str] | None = None
+) -> ResultScan:
+    """Read and check every row of the result `out` after checking which model wrote it (`check_fingerprint`).
+
+    `text`: the columns holding text (`columns.text_columns(info)`); every other column must
+    read back as a number or a flag. Default: the contract's input and bookkeeping columns.
+    """
     check_fingerprint(out, fingerprint)
-    table = open_table(out)
+    table = open_table(out, text=text)
     header = (table.header() or []) if isinstance(table, CsvTable) else []  # CSV only: numbers there are text
-    figures = [name for name in header if _default_kind(name) != "str"]
+    text = set(text) if text is not None else {name for name in header if default_kind(name) == "str"}
+    figures = [name for name in header if name not in text]
     scan = ResultScan()
     for position, where, row in table.entries([*_KEY_COLUMNS, *figures]):
         scan.total += 1
@@ -192,9 +200,13 @@ def plan_job(
     images: Sequence[str],
     *,
     resume: bool,
+    text: Collection[str] | None = None,
 ) -> ResumePlan:
-    """Decide which items to score and which rows of `out` stand (all items are scored without `resume`)."""
-    scan = scan_result(out, fingerprint) if resume and result_exists(out) else ResultScan()
+    """Decide which items to score and which rows of `out` stand (all items are scored without `resume`).
+
+    `images`: the items' image columns (their files' signatures); `text`: as for `scan_result`.
+    """
+    scan = scan_result(out, fingerprint, text) if resume and result_exists(out) else ResultScan()
     plan = ResumePlan(todo=[], tally=Tally(), existing=scan.total)
     standing: set[str] = set()
     for item in items:

@@ -13,13 +13,13 @@ package. Two ways to use it:
       from semantic_iqa.ray import PairScorer
       scored = dataset.map_batches(
           PairScorer,
-          fn_constructor_kwargs={"metric": "dss_sqa", "weights": "my-weights", "options": {"gate": "hard"}},
+          fn_constructor_kwargs={"metric": NAME, "weights": "my-weights", "options": {...}},
           concurrency=4, num_gpus=1, batch_size=32, batch_format="pandas",
       )
 
   Input batches hold the metric's path columns (`ref`, `dist`, or `image` [+ `prompt`]); the
   output adds `score`, `status` (`ok` or the error: failed rows are kept, never dropped) and
-  the metric's other figures, flattened as in the local engine's result table.
+  the metric's declared result fields, flattened as in the local engine's result table.
 
 Sizing (`plan_actors`): one scoring actor per GPU; on CPU-only nodes one per CPU less one
 kept free, since with 2 CPUs and 2 actors Ray Data starves its read stage and stalls.

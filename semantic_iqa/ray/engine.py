@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-import pyarrow as pa
 import ray
 import ray.data
 
 from ..errors import InvalidInputError, InvalidOptionError
 from ..hub import locate_weights, resolve_weights
-from ..jobs.items import JobInputs, image_columns, read_manifest
-from ..jobs.local import JobInterrupted, ProgressLog, check_output
+from ..jobs.columns import result_columns, text_columns
+from ..jobs.items import JobInputs, read_manifest
 from ..jobs.lock import result_lock
-from ..jobs.results import ResultWriter, repair_result, result_columns, summary, weights_fingerprints
-from ..jobs.resume import plan_job
+from ..jobs.planner import check_output, plan_run
+from ..jobs.results import repair_result, weights_fingerprints
 from ..registry import MetricInfo, create_metric
 from .address import check_ray_address
-from .cluster import _connected, _quiet_ray_data, plan_actors
-from .scorer import (
-    _BATCHES_PER_BLOCK,
-    _MAX_BLOCKS,
-    ROW_COLUMN,
-    ImageDecoder,
-    PairScorer,
-    _check_reference_cache,
-)
+from .driver import JobDriver
+from .scorer import _check_reference_cache
 
 
 def run_ray_job(
@@ -64,7 +53,7 @@ def run_ray_job(
         weights: weights folder or Hub repo id (`None`: the metric's default). On a cluster, a
             folder must be readable at the same path on every node; a Hub repo is fetched by each
             node at the revision this machine resolved.
-        options: the metric's scoring options (e.g. `{"gate": "hard"}`).
+        options: the metric's scoring options (`MetricInfo.scoring_options`), by name.
         items: the job's items (`semantic_iqa.jobs.items`: `id`, image paths, `prompt`), or a
             manifest file (CSV or Parquet) to read them from.
         out: the result file; Parquet parts go to `<out>.parts/` while it runs.
@@ -78,9 +67,10 @@ def run_ray_job(
         decode: where images are decoded: "auto", "actor" or "stage" (see `plan_actors`).
         precision: backbone precision in the actors, "fp32" or "bf16".
         revision: the Hub revision of `weights`.
-        reference_cache: reference features kept per scoring actor (DSS-SQA; 0 = off): a
-            reference that comes back is encoded once per actor. Sort the items by `ref` so that
-            a reference's pairs fall in the same blocks, and so in the same actor.
+        reference_cache: reference features kept per scoring actor, for a metric with a
+            reference cache (`Metric.make_reference_cache`; 0 = off): a reference that comes
+            back is encoded once per actor. Sort the items by `ref` so that a reference's pairs
+            fall in the same blocks, and so in the same actor.
         on_rows: called after each batch of rows is saved, with (rows saved by this run, rows to do).
         stream: where messages and progress lines go (default stderr).
 
@@ -90,9 +80,66 @@ def run_ray_job(
         InvalidOptionError, ClusterConnectionError: an `address` of no accepted form, or one that
             cannot be reached (`address.check_ray_address`), in seconds and before any work.
     """
-    start = time.perf_counter()
+    started = time.perf_counter()
     stream = stream or sys.stderr
     out, options = Path(out), dict(options or {})
+    items = _checked_items(info, items, out, batch_size, address, resume=resume, overwrite=overwrite)
+    if reference_cache:
+        _check_reference_cache(info)
+
+    folder, name, hub_revision, on_hub = _weights(info, weights, revision)
+    fingerprints = weights_fingerprints(folder, precision=precision, options=options)
+    with result_lock(out):  # one writer per result file: a second run is refused, not interleaved
+        run = plan_run(
+            info, out, fingerprints, items, resume=resume, engine="ray", options=options, weights=name,
+            revision=hub_revision, stream=stream, started=started,
+        )  # fmt: skip
+        if not run.todo:
+            if run.plan.keep is not None:  # nothing to score, but rows to remove: no Ray needed
+                repair_result(out, run.plan.keep, text_columns(info))
+            return run.summary()
+        # Hub weights on a cluster: each node fetches the commit resolved here. Otherwise the
+        # folder (a local instance shares this machine's files; a cluster needs it on every node).
+        from_hub = on_hub and (address is not None or ray.is_initialized())
+        scorer_args = {
+            "metric": info.name, "weights": name if from_hub else str(folder), "options": options,
+            "precision": precision, "revision": hub_revision if from_hub else None, "reference_cache": reference_cache,
+        }  # fmt: skip
+        columns, transform = _columns_and_transform(info, folder, options, precision)
+        driver = JobDriver(
+            run, columns, fingerprints, scorer_args, transform, address=address, resume=resume,
+            batch_size=batch_size, num_actors=num_actors, decode=decode, progress=progress,
+            log_every_s=log_every_s, on_rows=on_rows, stream=stream,
+        )  # fmt: skip
+        written = driver.score()
+        if written != len(run.todo):  # Ray Data raises when a task fails for good; this is a last guard
+            raise RuntimeError(f"Ray returned {written} of {len(run.todo)} rows; resume to score the rest")
+    return run.summary()
+
+
+def _columns_and_transform(
+    info: MetricInfo, folder: Path, options: Mapping[str, Any], precision: str
+) -> tuple[dict[str, str], Callable[[Any], Any]]:
+    """The result columns and the picklable image transform, from the metric loaded once on the driver's CPU.
+
+    The columns are exactly the local engine's; the blank image they are probed with is
+    checked against the metric's declaration here, before Ray starts (`MetricContractError`).
+    """
+    local_model = create_metric(info.name, folder, device="cpu", precision=precision)
+    return result_columns(info, local_model, options), local_model.image_transform()
+
+
+def _checked_items(
+    info: MetricInfo,
+    items: Sequence[Mapping[str, str]] | str | os.PathLike,
+    out: Path,
+    batch_size: int,
+    address: str | None,
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> list[Mapping[str, str]]:
+    """The job's items (read from a manifest if one is named), after the checks that cost nothing."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidOptionError(f"batch_size must be a positive integer, got {batch_size!r}")
     if address is not None:
@@ -106,110 +153,7 @@ def run_ray_job(
         check_output(out, JobInputs(items), resume=resume, overwrite=overwrite)  # not over an input image
     if not items:
         raise InvalidInputError("the job has no items")
-    if reference_cache:
-        _check_reference_cache(info)
-
-    folder, name, hub_revision, on_hub = _weights(info, weights, revision)
-    fingerprints = weights_fingerprints(folder, precision=precision, options=options)
-    images = image_columns(info)
-    unit = "pair" if info.kind == "FR" else "image"
-    with result_lock(out):  # one writer per result file: a second run is refused, not interleaved
-        job_plan = plan_job(out, fingerprints, items, images, resume=resume)  # refuses another model's rows
-        for line in job_plan.warnings:
-            print(f"semantic-iqa: warning: {line}", file=stream)
-        tally, skipped = job_plan.tally, job_plan.skipped
-        todo = [
-            {**{name: item[name] for name in ("id", *info.inputs)}, "input_signature": signature}
-            for item, signature in job_plan.todo
-        ]
-        if job_plan.existing:
-            print(
-                f"semantic-iqa: resuming {out}: {skipped} {unit}(s) done already, {len(todo)} to score"
-                + (f" ({job_plan.changed} with changed inputs)" if job_plan.changed else ""),
-                file=stream,
-            )
-        if not todo and job_plan.keep is not None:  # nothing to score, but rows to remove: no Ray needed
-            repair_result(out, job_plan.keep)
-
-        written = 0
-        if todo:
-            # The driver loads the metric once, on its CPU: the result columns (exactly the local
-            # engine's) and, for a decode stage, the picklable image transform come from it.
-            local_model = create_metric(info.name, folder, device="cpu", precision=precision)
-            columns = result_columns(info, local_model, options)
-            transform = local_model.image_transform()
-            del local_model
-            job = {"metric": info.name, "weights": name, "revision": hub_revision, "options": options, "engine": "ray"}
-            writer: ResultWriter | None = None
-            # Hub weights on a cluster: each node fetches the commit resolved here. Otherwise the
-            # folder (a local instance shares this machine's files; a cluster needs it on every node).
-            from_hub = on_hub and (address is not None or ray.is_initialized())
-            scorer_args = {
-                "metric": info.name,
-                "weights": name if from_hub else str(folder),
-                "options": options,
-                "precision": precision,
-                "revision": hub_revision if from_hub else None,
-                "reference_cache": reference_cache,
-            }
-            try:
-                with _connected(address) as where, _quiet_ray_data():
-                    resources = ray.cluster_resources()
-                    plan = plan_actors(resources.get("CPU", 1), resources.get("GPU", 0), num_actors, decode)
-                    print(f"semantic-iqa: {len(todo)} {unit}(s) on {where}: {plan.note}", file=stream, flush=True)
-                    dataset = _job_dataset(todo, batch_size)
-                    if plan.decode_stage:
-                        # A pool of CPU actors, not tasks: Ray Data fuses a task stage into the
-                        # actors after it when their resource requests match (CPU-only nodes), and
-                        # the decoding would silently move back into the scoring actors.
-                        dataset = dataset.map_batches(
-                            ImageDecoder,
-                            fn_constructor_kwargs={"transform": transform, "image_columns": images},
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.decode_actors),
-                            num_cpus=1,
-                            batch_size=batch_size,
-                            batch_format="numpy",
-                        )
-                    # Ray Data restarts a killed scoring actor and runs its unfinished batches again
-                    # (its defaults for actor pools: max_restarts=-1, max_task_retries=-1).
-                    scored = dataset.map_batches(
-                        PairScorer,
-                        fn_constructor_kwargs={**scorer_args, "threads": plan.threads},
-                        compute=ray.data.ActorPoolStrategy(size=plan.num_actors),
-                        num_gpus=plan.num_gpus,
-                        num_cpus=plan.num_cpus,
-                        batch_size=batch_size,
-                        batch_format="numpy",
-                    )
-                    # Opened once Ray is up: a cluster that cannot be reached leaves an earlier result as it was.
-                    writer = ResultWriter(out, columns, fingerprints, job=job, resume=resume, keep=job_plan.keep)
-                    counts = _save_rows(scored, writer, todo, unit, progress, log_every_s, stream, on_rows)
-                    written = counts.rows
-                    tally.ok, tally.failed = tally.ok + counts.ok, tally.failed + counts.failed
-                    tally.score_sum += counts.score_sum
-                    tally.first_error = tally.first_error or counts.first_error
-            except KeyboardInterrupt:  # the `finally` saves what arrived before this propagates
-                written = writer.rows_written if writer is not None else 0
-                raise JobInterrupted(out, written, skipped + written, len(items)) from None
-            finally:
-                if writer is not None:
-                    writer.close()
-            if written != len(todo):  # Ray Data raises when a task fails for good; this is a last guard
-                raise RuntimeError(f"Ray returned {written} of {len(todo)} rows; resume to score the rest")
-    return summary(
-        metric=info.name,
-        weights=name,
-        revision=hub_revision,
-        options=options,
-        out=out,
-        engine="ray",
-        ok=tally.ok,
-        failed=tally.failed,
-        skipped=skipped,
-        mean_score=tally.mean_score,
-        wall_time_s=time.perf_counter() - start,
-        first_error=tally.first_error,
-    )
+    return items
 
 
 def _weights(
@@ -226,78 +170,3 @@ def _weights(
     if folder.parent.name == "snapshots":  # the Hub cache layout: the folder is named by its commit
         revision = folder.name
     return folder, name, revision, True
-
-
-def _job_dataset(todo: list[dict[str, Any]], batch_size: int) -> ray.data.Dataset:
-    """The items to score as a Ray dataset held in the object store (no read tasks; no shared file system needed)."""
-    rows_per_block = max(batch_size * _BATCHES_PER_BLOCK, math.ceil(len(todo) / _MAX_BLOCKS))
-    rows_per_block = math.ceil(rows_per_block / batch_size) * batch_size  # whole batches per block
-    tables = []
-    for first in range(0, len(todo), rows_per_block):
-        chunk = todo[first : first + rows_per_block]
-        table = pa.Table.from_pylist(chunk)
-        tables.append(table.append_column(ROW_COLUMN, pa.array(range(first, first + len(chunk)), pa.int64())))
-    return ray.data.from_arrow(tables)
-
-
-@dataclass
-class _Counts:
-    rows: int = 0
-    ok: int = 0
-    failed: int = 0
-    score_sum: float = 0.0
-    first_error: str | None = None
-    repeated: int = 0  # rows that arrived a second time (a retried task), not saved again
-
-
-def _save_rows(
-    scored: ray.data.Dataset,
-    writer: ResultWriter,
-    todo: list[dict[str, Any]],
-    unit: str,
-    progress: bool | None,
-    log_every_s: float,
-    stream: TextIO,
-    on_rows: Callable[[int, int], None] | None,
-) -> _Counts:
-    """Write the scored rows as they arrive, each job row once (a retried task may deliver a row twice)."""
-    from tqdm.auto import tqdm
-
-    counts = _Counts()
-    seen = np.zeros(len(todo), dtype=bool)  # one byte per row: cheap at 10 million rows
-    log = ProgressLog(len(todo), unit, log_every_s, stream) if progress is None and not stream.isatty() else None
-    batches = scored.iter_batches(batch_size=None, batch_format="pyarrow")
-    bar = tqdm(total=len(todo), unit=unit, disable=None if progress is None else not progress, file=stream)
-    try:
-        for table in batches:
-            rows = []
-            for row in table.to_pylist():
-                position = row.pop(ROW_COLUMN)
-                if seen[position]:
-                    counts.repeated += 1
-                    continue
-                seen[position] = True
-                rows.append(row)
-                if row["status"] == "ok":
-                    counts.ok += 1
-                    counts.score_sum += row["score"]
-                else:
-                    counts.failed += 1
-                    counts.first_error = counts.first_error or row["status"]
-            writer.write(rows)
-            counts.rows += len(rows)
-            bar.update(len(rows))
-            if log is not None:
-                log.update(len(rows), sum(row["status"] != "ok" for row in rows))
-            if on_rows is not None:
-                on_rows(counts.rows, len(todo))
-    finally:
-        bar.close()
-        # Closing the iterator now (not when it is garbage-collected) stops Ray Data's
-        # executor and frees the actors' CPUs and GPUs for the next job, also after Ctrl-C.
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
-    if counts.repeated:
-        print(f"semantic-iqa: {counts.repeated} row(s) delivered twice by retried Ray tasks, saved once", file=stream)
-    return counts

@@ -12,12 +12,10 @@ import torch
 
 from ..devices import resolve_device
 from ..errors import InvalidOptionError
+from ..jobs.columns import batch_records, flatten_record, result_columns
 from ..jobs.items import image_columns
-from ..jobs.results import (
-    flatten_record,
-    result_columns,
-)
-from ..registry import MetricInfo, create_metric, metric_info
+from ..metric import Metric
+from ..registry import MetricInfo, create_metric, default_metric, metric_info
 from ..scoring import iterate_batches
 
 PIXELS_SUFFIX = "__pixels"  # `decode_images` puts the pixels of column `ref` in `ref__pixels`
@@ -37,7 +35,7 @@ Batch = Mapping[str, Any]  # a map_batches batch: dict of numpy arrays, pandas D
 
 
 class PairScorer:
-    """Scores a `ray.data` batch of items with a semantic metric; for `Dataset.map_batches`.
+    """Scores a `ray.data` batch of items with any registered metric; for `Dataset.map_batches`.
 
     The metric is loaded once per actor, in the constructor (pass the arguments with
     `fn_constructor_kwargs`). Input rows need the metric's image columns (`ref` and `dist`
@@ -48,26 +46,27 @@ class PairScorer:
 
     Output: every other input column unchanged, then the result columns of the local
     engine's table, typed (Arrow): `score` (null for a failed row), `status` (`ok` or the
-    error text), the metric's other figures (`fold_std`, `cos_sim`, `gated`, `fold_0`... for
-    DSS-SQA; null for a failed row). Any batch format works in (`"numpy"`, `"pandas"`,
-    `"pyarrow"`); a `pyarrow.Table` comes out.
+    error text), the metric's declared result fields (`MetricInfo.result_fields`, lists spread
+    over numbered columns; null for a failed row). Any batch format works in (`"numpy"`,
+    `"pandas"`, `"pyarrow"`); a `pyarrow.Table` comes out. Each batch's records are checked
+    against the declaration (`MetricContractError` when they differ).
 
     Args:
-        metric: registry name (`semantic_iqa.list_metrics()`), e.g. "dss_sqa".
+        metric: registry name (`semantic_iqa.list_metrics()`); `None` = the default metric.
         weights: weights folder (readable on every node) or Hub repo id; `None` = the metric's default.
-        options: the metric's scoring options (`score_batch`), e.g. `{"gate": "hard"}` for DSS-SQA.
+        options: the metric's scoring options (`MetricInfo.scoring_options`), by name.
         device: "auto"/None (the actor's GPU when Ray gave it one, else CPU), "cpu", "cuda".
         precision: backbone precision, "fp32" or "bf16".
         revision: the Hub revision (tag or commit) of `weights`.
         threads: torch threads of the actor (default: Ray's, one per CPU the actor asked for).
-        reference_cache: keep the features of up to this many references in the actor
-            (full-reference metrics with a reference cache: DSS-SQA), so a reference that comes
+        reference_cache: keep the features of up to this many references in the actor (metrics
+            with a reference cache, `Metric.make_reference_cache`), so a reference that comes
             back is not encoded again; 0 = off. See `semantic_iqa.ReferenceCache`.
     """
 
     def __init__(
         self,
-        metric: str = "dss_sqa",
+        metric: str | None = None,
         weights: str | os.PathLike | None = None,
         options: Mapping[str, Any] | None = None,
         device: str | None = None,
@@ -78,17 +77,15 @@ class PairScorer:
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
-        self.info = metric_info(metric)
+        self.info = metric_info(metric or default_metric())
         if reference_cache:
             _check_reference_cache(self.info)  # before the model is loaded: an option error costs nothing
         self.options = dict(options or {})
         extra = {"revision": revision} if revision else {}
-        self.model = create_metric(metric, weights, device=resolve_device(device), precision=precision, **extra)
-        self.reference_cache = None
-        if reference_cache:
-            from ..reference_cache import ReferenceCache
-
-            self.reference_cache = ReferenceCache(self.model, max_items=reference_cache)
+        self.model = create_metric(self.info.name, weights, device=resolve_device(device), precision=precision, **extra)
+        self.reference_cache = self.model.make_reference_cache(reference_cache) if reference_cache else None
+        if reference_cache and self.reference_cache is None:
+            raise InvalidOptionError(f"{self.info.name} has no reference-feature cache")
         self.transform = self.model.image_transform()
         self.image_columns = image_columns(self.info)
         self.extra_columns = [name for name in self.info.inputs if name not in self.image_columns]
@@ -106,15 +103,11 @@ class PairScorer:
         pixels, good = self._pixels(columns, statuses)
         if good:
             extras = {name: [_plain(columns[name][i]) for i in good] for name in self.extra_columns}
-            with torch.inference_mode():
-                if self.reference_cache is not None:
-                    output = self.model.score_padded(
-                        pixels["ref"], pixels["dist"], reference_cache=self.reference_cache, **self.options
-                    )
-                else:
-                    output = self.model.score_batch(pixels, extras, **self.options)
-            for index, record in zip(good, output.to_records(), strict=True):
-                records[index] = flatten_record(record)
+            scored = batch_records(
+                self.info, self.model, pixels, extras, self.options, reference_cache=self.reference_cache, check=True
+            )
+            for index, record in zip(good, scored, strict=True):
+                records[index] = flatten_record(record, self.info.result_fields)
                 statuses[index] = "ok"
         dropped = {DECODE_ERROR, *self.result_kinds, *(name + PIXELS_SUFFIX for name in self.image_columns)}
         table = pa.table({name: _arrow_column(values) for name, values in columns.items() if name not in dropped})
@@ -156,11 +149,13 @@ class PairScorer:
 
 
 def _check_reference_cache(info: MetricInfo) -> None:
-    """`InvalidOptionError` unless the metric has a reference-feature cache (`score_padded(..., reference_cache)`)."""
-    import inspect
+    """`InvalidOptionError` unless the metric's class has a reference-feature cache.
 
-    score_padded = getattr(info.metric_class(), "score_padded", None)
-    if score_padded is None or "reference_cache" not in inspect.signature(score_padded).parameters:
+    Without loading a model: a class that keeps `Metric.make_reference_cache` as it is (which
+    gives `None`) has none; one that overrides it may still return `None`, checked once loaded.
+    """
+    hook = getattr(info.metric_class(), "make_reference_cache", None)
+    if hook is None or hook is Metric.make_reference_cache:
         raise InvalidOptionError(f"{info.name} has no reference-feature cache")
 
 

@@ -1,10 +1,29 @@
-"""The model card (README.md) of a DSS-SQA weights folder."""
+"""The model card (README.md) of a DSS-SQA weights folder, built by `semantic_iqa.model_cards`."""
 
 from __future__ import annotations
 
-import json
-
+from ...model_cards import backbone_lines, json_block, render_card
 from .config import DSSSQAConfig
+
+LICENCES = """\
+- The structure backbone is Meta's DINOv3; its weights are under the DINOv3 License, whose
+  terms apply to any copy of them (including a copy stored in this folder).
+- The semantic backbone is OpenAI's CLIP ViT-L/14-336 (MIT licence).
+- The heads are distributed under the terms stated by whoever published this folder."""
+
+CITATION = """\
+If you use DSS-SQA, cite the DSS-SQA method ("Decoupling Structure and Semantics for
+Semantic Quality Assessment", LoViF 2026 challenge on human-oriented semantic image
+quality) and the challenge report, and mention the `semantic-iqa` package."""
+
+INTRO = """\
+DSS-SQA is a full-reference semantic image-quality metric: it scores whether a distorted
+image still means the same as its reference, from 0 to 5, **higher is better**.
+
+```python
+import semantic_iqa
+semantic_iqa.score("ref.png", "dist.png", weights="<this repo id or folder>")
+```"""
 
 
 def model_card(config: DSSSQAConfig) -> str:
@@ -15,60 +34,28 @@ def model_card(config: DSSSQAConfig) -> str:
     """
     provenance = config.provenance
     figures = provenance.get("cross_validation") or {}
-    figure_rows = "\n".join(f"| {name} | {value} |" for name, value in figures.items())
-    backbones = "\n".join(
-        f"- {role}: `{spec.name}` ({spec.library}), "
-        + (f"stored in `{spec.path}/`" if spec.path else f"from the Hub repo `{spec.repo_id}` @ `{spec.revision}`")
-        for role, spec in (("structure", config.structure), ("semantic", config.semantic))
+    table = "\n".join(
+        ["| figure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in figures.items())]
+    )
+    head = config.head
+    model = (
+        f"{backbone_lines(config.backbone_specs())}\n"
+        f"- {config.num_folds} cross-validated heads (Linear {config.fusion_dim} -> {head.hidden_dims[0]} ->\n"
+        f"  {head.hidden_dims[1]} -> {head.num_classes}); score = mean over folds of the expected class\n"
+        f"- semantic gate: default `{config.gate.mode}`, thresholds {config.gate.low} / {config.gate.high}"
     )
     other = {k: v for k, v in provenance.items() if k not in ("training_data", "cross_validation")}
-    return f"""---
-library_name: semantic-iqa
-tags: [image-quality-assessment, full-reference-iqa, semantic-quality, dss-sqa]
-license: other
----
-
-# DSS-SQA weights
-
-DSS-SQA is a full-reference semantic image-quality metric: it scores whether a distorted
-image still means the same as its reference, from 0 to 5, **higher is better**.
-
-```python
-import semantic_iqa
-semantic_iqa.score("ref.png", "dist.png", weights="<this repo id or folder>")
-```
-
-## Model
-
-{backbones}
-- {config.num_folds} cross-validated heads (Linear {config.fusion_dim} -> {config.head.hidden_dims[0]} ->
-  {config.head.hidden_dims[1]} -> {config.head.num_classes}); score = mean over folds of the expected class
-- semantic gate: default `{config.gate.mode}`, thresholds {config.gate.low} / {config.gate.high}
-
-## Training data
-
-{provenance.get("training_data", "Not recorded in this folder's provenance.")}
-
-## Cross-validated figures
-
-{"| figure | value |" + chr(10) + "|---|---|" + chr(10) + figure_rows if figure_rows else "Not recorded."}
-
-## Provenance
-
-```json
-{json.dumps(other, indent=2, sort_keys=True)}
-```
-
-## Licences
-
-- The structure backbone is Meta's DINOv3; its weights are under the DINOv3 License, whose
-  terms apply to any copy of them (including a copy stored in this folder).
-- The semantic backbone is OpenAI's CLIP ViT-L/14-336 (MIT licence).
-- The heads are distributed under the terms stated by whoever published this folder.
-
-## Citation
-
-If you use DSS-SQA, cite the DSS-SQA method ("Decoupling Structure and Semantics for
-Semantic Quality Assessment", LoViF 2026 challenge on human-oriented semantic image
-quality) and the challenge report, and mention the `semantic-iqa` package.
-"""
+    return render_card(
+        title="DSS-SQA weights",
+        intro=INTRO,
+        sections={
+            "Model": model,
+            "Training data": provenance.get("training_data", "Not recorded in this folder's provenance."),
+            "Cross-validated figures": table if figures else "Not recorded.",
+            "Provenance": json_block(other),
+            "Licences": LICENCES,
+            "Citation": CITATION,
+        },
+        tags=["full-reference-iqa", "semantic-quality", "dss-sqa"],
+        backbones=config.backbone_specs(),
+    )

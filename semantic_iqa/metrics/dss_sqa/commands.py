@@ -64,7 +64,8 @@ def add_train_options(group: argparse._ArgumentGroup) -> list[str]:
 
 
 def train(args: argparse.Namespace, info: MetricInfo) -> int:
-    from .train import Recipe, train_from_folder
+    from .train import Recipe
+    from .train_folder import train_from_folder
 
     defaults = Recipe()
     recipe = Recipe(

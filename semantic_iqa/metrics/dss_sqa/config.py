@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ...config import CLIP_MEAN, CLIP_STD, BackboneSpec, build_dataclass, known_fields
+from ...config import BACKBONE, CLIP_MEAN, CLIP_STD, BackboneSpec
 from ...config_fields import (
     FEATURE_DIM,
     IMAGE_SIZE,
@@ -22,12 +22,10 @@ from ...config_fields import (
     Integer,
     Items,
     Number,
+    Settings,
     Text,
-    backbone_fields,
-    parse_fields,
-    section,
 )
-from ...errors import InvalidOptionError, WeightsConfigError, WeightsFormatError
+from ...errors import InvalidOptionError, WeightsConfigError
 
 GATE_MODES = ("hard", "soft", "off")
 
@@ -43,7 +41,7 @@ MAX_LOGIT = 1000.0
 # 100 M parameters is 400 MB of float32, where each size within its own bound could ask for 50 GB.
 MAX_HEAD_PARAMETERS = 100_000_000
 
-# The settings of config.json, by section: `semantic_iqa.config_fields.parse_fields` checks them.
+# The settings of config.json, by section: `SETTINGS` (below) checks them with `semantic_iqa.config_fields`.
 PREPROCESS_FIELDS: dict[str, Field] = {"image_size": IMAGE_SIZE, "mean": MEAN, "std": STD}
 HEAD_FIELDS: dict[str, Field] = {
     "hidden_dims": Items(Integer(1, MAX_HEAD_WIDTH, "MAX_HEAD_WIDTH"), 2, 2),
@@ -64,7 +62,7 @@ FIELDS: dict[str, Field] = {
     "semantic_dim": FEATURE_DIM,
     "num_folds": Integer(1, MAX_FOLDS, "MAX_FOLDS"),
     "provenance": PROVENANCE,
-}
+}  # with the backbones and the sections: `SETTINGS`, below the dataclasses
 
 
 @dataclass(frozen=True)
@@ -154,26 +152,10 @@ class DSSSQAConfig:
     def from_dict(cls, raw: dict[str, Any]) -> DSSSQAConfig:
         """Parse the settings of a `config.json` (without its envelope); `WeightsFormatError` if wrong.
 
-        Every value is checked against `FIELDS` and the sections' field lists first (type and
-        range; `WeightsConfigError` naming the field), so nothing is built from a wrong one.
+        Every value is checked by `SETTINGS` first (type and range; `WeightsConfigError`
+        naming the field), so nothing is built from a wrong one; then the heads' total size.
         """
-        body = parse_fields(FIELDS, raw)
-        try:
-            parts = {role: backbone_fields(body.pop(role), role) for role in ("structure", "semantic")}
-            config = cls(
-                structure=build_dataclass(BackboneSpec, parts["structure"]),
-                semantic=build_dataclass(BackboneSpec, parts["semantic"]),
-                preprocess=build_dataclass(
-                    PreprocessConfig, section(body.pop("preprocess", {}), "preprocess", PREPROCESS_FIELDS)
-                ),
-                head=build_dataclass(HeadConfig, section(body.pop("head", {}), "head", HEAD_FIELDS)),
-                gate=build_dataclass(GateConfig, section(body.pop("gate", {}), "gate", GATE_FIELDS)),
-                **known_fields(cls, body),
-            )
-        except KeyError as exc:
-            raise WeightsFormatError(f"config.json lacks the required entry {exc}") from None
-        except (TypeError, InvalidOptionError) as exc:  # missing dataclass fields, bad gate settings
-            raise WeightsFormatError(f"config.json: {exc}") from None
+        config = SETTINGS.load(raw)
         config.check_head_size()
         return config
 
@@ -216,6 +198,21 @@ class DSSSQAConfig:
         trained = tuple(getattr(embed, "img_size", None) or ())
         if getattr(embed, "strict_img_size", False) and trained and trained != (size, size):
             raise WeightsConfigError("preprocess.image_size", size, f"{trained[0]} (the structure backbone's size)")
+
+
+# The one parser of config.json (`semantic_iqa.config_fields.Settings`), tolerant: DSS-SQA's format
+# has always let a folder leave out settings that have defaults (the sections, the widths, the folds).
+SETTINGS = Settings(
+    DSSSQAConfig,
+    {
+        "structure": BACKBONE,
+        "semantic": BACKBONE,
+        **FIELDS,
+        "preprocess": Settings(PreprocessConfig, PREPROCESS_FIELDS),
+        "head": Settings(HeadConfig, HEAD_FIELDS),
+        "gate": Settings(GateConfig, GATE_FIELDS),
+    },
+)
 
 
 # The reference backbones, pinned to Hub commits: the ONE place their revisions are set.

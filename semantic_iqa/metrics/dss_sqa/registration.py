@@ -36,22 +36,44 @@ DSS_SQA = MetricInfo(
             help="semantic gate: hard (veto a pair whose meaning changed), soft, or off; default: the weights' own",
             setting="gate.mode",
             label="gate mode",  # `gate=None` scores with the folder's `gate.mode`
+            for_gradients="off",  # the hard gate is flat: gradients (explanation maps) run without it
         ),
     ),
+    loss_options=(
+        MetricOption(
+            "gate_penalty",
+            float,
+            default=5.0,
+            help="weight of the CLIP-cosine penalty that replaces the gate in the loss (0 turns it off)",
+        ),
+    ),
+    # pyiqa names: the hard gate (the reference behaviour, whatever the weights' default) and
+    # the soft gate, which has no cliff in the score at the gate threshold.
+    pyiqa_presets={"dss_sqa": {"gate": "hard"}, "dss_sqa_soft": {"gate": "soft"}},
     result_fields=(
         ResultField("fold_scores", "floats", "each cross-validated head's score, in [0, 5]", column_prefix="fold"),
         ResultField(
-            "fold_std", "float", "spread of the fold scores (0 = the heads agree): an uncertainty", in_report=True
+            "fold_std",
+            "float",
+            "spread of the fold scores (0 = the heads agree): an uncertainty",
+            in_report=True,
+            label="fold spread",
         ),
         ResultField(
-            "cos_sim", "float", "CLIP cosine of the reference and the distorted image, in [-1, 1]", in_report=True
+            "cos_sim",
+            "float",
+            "CLIP cosine of the reference and the distorted image, in [-1, 1]",
+            in_report=True,
+            label="cos",
         ),
         ResultField(
             "gated",
             "bool",
             "True where the semantic gate changed the pair's score (its meaning changed)",
             in_report=True,
-            flag="vetoed by the semantic gate",
+            flag="Pairs the semantic gate vetoed",  # the report's section title
+            label="gate",
+            states=("passed", "VETOED"),
         ),
     ),
 )

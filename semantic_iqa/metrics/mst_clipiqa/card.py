@@ -1,10 +1,19 @@
-"""The model card (README.md) of an MST-CLIPIQA weights folder."""
+"""The model card (README.md) of an MST-CLIPIQA weights folder, built by `semantic_iqa.model_cards`."""
 
 from __future__ import annotations
 
-import json
-
+from ...model_cards import backbone_lines, json_block, render_card
 from .config import MSTCLIPIQAConfig
+
+LICENCES = """\
+- CLIP weights: OpenAI, MIT licence.
+- The method's reference code is Apache-2.0; this implementation is semantic-iqa's own.
+- The trained layers are distributed under the terms stated by whoever published this folder."""
+
+CITATION = """\
+"Decoupling Semantics from Distortions: Multi-Scale Two-Stream Vision-Language Alignment for
+AI-Generated Image Quality Assessment" (MST-CLIPIQA, arXiv 2606.16799, 2026); mention the
+`semantic-iqa` package."""
 
 
 def model_card(config: MSTCLIPIQAConfig) -> str:
@@ -21,53 +30,31 @@ def model_card(config: MSTCLIPIQAConfig) -> str:
         if prompt
         else "the expected quality level in [1, 5]"
     )
-    backbones = "\n".join(
-        f"- {role}: `{spec.name}`, "
-        + (f"stored in `{spec.path}/`" if spec.path else f"from the Hub repo `{spec.repo_id}` @ `{spec.revision}`")
-        for role, spec in config.backbone_specs().items()
-    )
-    provenance = json.dumps(config.provenance, indent=2, sort_keys=True)
-    return f"""---
-library_name: semantic-iqa
-tags: [image-quality-assessment, no-reference-iqa, ai-generated-images, mst-clipiqa]
-license: other
----
-
-# MST-CLIPIQA weights (variant {config.variant})
-
+    scores = "how well an image shows its generation prompt" if prompt else "image quality"
+    intro = f"""\
 MST-CLIPIQA is a no-reference quality metric for AI-generated images: two frozen CLIP image
 towers at two patch sizes, a gated fusion, and a text-anchored head. Variant
-{config.variant} scores {"how well an image shows its generation prompt" if prompt else "image quality"};
-the score is {scale}. **Higher is better.**
+{config.variant} scores {scores}; the score is {scale}. **Higher is better.**
 
 ```python
 import semantic_iqa
 metric = semantic_iqa.create_metric("{name}", weights="<this repo id or folder>")
 {call}
-```
-
-## Model
-
-{backbones}
-- gated fusion {config.embed_dim} -> {config.hidden_dim} -> {config.embed_dim}; head: {
-        "8-head cross-attention to the prompt's CLIP token states" if prompt else "five quality templates"
-    }
-
-## Provenance
-
-```json
-{provenance}
-```
-
-## Licences
-
-- CLIP weights: OpenAI, MIT licence.
-- The method's reference code is Apache-2.0; this implementation is semantic-iqa's own.
-- The trained layers are distributed under the terms stated by whoever published this folder.
-
-## Citation
-
-"Decoupling Semantics from Distortions: Multi-Scale Two-Stream Vision-Language Alignment for
-AI-Generated Image Quality Assessment" (MST-CLIPIQA, arXiv 2606.16799, 2026); mention the
-`semantic-iqa` package.
-"""
+```"""
+    head = "8-head cross-attention to the prompt's CLIP token states" if prompt else "five quality templates"
+    model = (
+        f"{backbone_lines(config.backbone_specs(), with_library=False)}\n"
+        f"- gated fusion {config.embed_dim} -> {config.hidden_dim} -> {config.embed_dim}; head: {head}"
+    )
+    return render_card(
+        title=f"MST-CLIPIQA weights (variant {config.variant})",
+        intro=intro,
+        sections={
+            "Model": model,
+            "Provenance": json_block(config.provenance),
+            "Licences": LICENCES,
+            "Citation": CITATION,
+        },
+        tags=["no-reference-iqa", "ai-generated-images", "mst-clipiqa"],
+        backbones=config.backbone_specs(),
+    )

@@ -9,10 +9,10 @@ weights I/O adds (format, metric name, file lists with their sha256).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ...config import CLIP_MEAN, CLIP_STD, BackboneSpec
+from ...config import BACKBONE, CLIP_MEAN, CLIP_STD, BackboneSpec
 from ...config_fields import (
     FEATURE_DIM,
     IMAGE_SIZE,
@@ -22,11 +22,10 @@ from ...config_fields import (
     Field,
     Integer,
     Items,
+    Settings,
     Text,
-    backbone_fields,
-    parse_fields,
 )
-from ...errors import InvalidOptionError, WeightsConfigError, WeightsFormatError
+from ...errors import InvalidOptionError, WeightsConfigError
 
 # "A": no prompt, score = expected quality level in [1, 5] from five text templates.
 # "B": prompt-anchored, cross-attention to the generation prompt, unbounded regression output.
@@ -100,6 +99,9 @@ FIELDS: dict[str, Field] = {
     "max_prompt_tokens": Integer(2, MAX_PROMPT_TOKENS, "MAX_PROMPT_TOKENS"),
     "num_heads": FEATURE_DIM,  # and a divisor of embed_dim (checked when the config is built)
     "provenance": PROVENANCE,
+    "coarse": BACKBONE,
+    "fine": BACKBONE,
+    "text": BACKBONE,
 }
 
 
@@ -161,28 +163,9 @@ class MSTCLIPIQAConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> MSTCLIPIQAConfig:
-        """Parse `to_dict` output; `WeightsFormatError` for unknown or missing fields."""
-        if not isinstance(raw, dict):
-            raise WeightsFormatError(f"config must be an object, got {type(raw).__name__}")
-        body = dict(raw)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(body) - names)
-        if unknown:
-            raise WeightsFormatError(f"config has unknown {cls.__name__} entries: {', '.join(unknown)}")
-        # Every field is written by to_dict; one missing means the file was edited or truncated.
-        missing = sorted(names - set(body))
-        if missing:
-            raise WeightsFormatError(f"config lacks the {cls.__name__} entries: {', '.join(missing)}")
-        # Type and range of every value (lists become tuples), before anything is built from them.
-        body = parse_fields(FIELDS, body)
-        try:
-            for role in ("coarse", "fine", "text"):
-                body[role] = BackboneSpec(**backbone_fields(body[role], role))
-            return cls(**body)
-        except TypeError as exc:  # unknown or missing BackboneSpec fields
-            raise WeightsFormatError(f"config: {exc}") from None
-        except InvalidOptionError as exc:  # bad variant or head count
-            raise WeightsFormatError(f"config: {exc}") from None
+        """Parse `to_dict` output: type and range of every value first (`WeightsConfigError`
+        naming it), `WeightsFormatError` for unknown or missing entries (`SETTINGS`, strict)."""
+        return SETTINGS.load(raw)
 
     def check_encoders(self, encoders: dict[str, Any]) -> None:
         """`WeightsConfigError` if the settings do not fit the loaded towers.
@@ -204,6 +187,11 @@ class MSTCLIPIQAConfig:
     def with_variant(self, variant: str) -> MSTCLIPIQAConfig:
         """A copy for the other variant (checked)."""
         return replace(self, variant=check_variant(variant))
+
+
+# The one parser of config.json (`semantic_iqa.config_fields.Settings`), strict: `to_dict` writes
+# every entry, so one missing means the file was edited or cut short.
+SETTINGS = Settings(MSTCLIPIQAConfig, FIELDS, strict=True)
 
 
 def check_variant(variant: str) -> str:

@@ -71,6 +71,7 @@ def _state_dict_in(raw: Any, name: str) -> dict[str, torch.Tensor]:
     return raw
 
 
+# long: the checklist of the authors' tensors (towers, head, shapes), every problem gathered into one error
 def convert_mst_state_dict(
     state_dict: dict[str, Any],
     variant: str,

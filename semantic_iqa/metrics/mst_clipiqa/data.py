@@ -62,6 +62,7 @@ class AGIQASet:
         return len(self.names)
 
 
+# long: one pass over the rows that gathers every problem of the data set, to report them all at once
 def read_agiqa(data_dir: str | os.PathLike, labels: str = "mos_quality", *, need_prompts: bool = False) -> AGIQASet:
     """Read and check an AGIQA-3K-layout or reference-loader data set (see the module docstring).
 

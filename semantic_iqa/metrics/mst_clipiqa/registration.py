@@ -15,7 +15,11 @@ _MST_HELP = (
     "(3) pass weights= (Python) or --weights (CLI) a weights folder or Hub repo id"
 )
 _GATE_MEAN = ResultField(
-    "gate_mean", "float", "mean of the fusion gate, in [0, 1] (1 = the coarse stream only)", in_report=True
+    "gate_mean",
+    "float",
+    "mean of the fusion gate, in [0, 1] (1 = the coarse stream only)",
+    in_report=True,
+    label="fusion gate",
 )
 
 MST_CLIPIQA = MetricInfo(
