@@ -16,6 +16,7 @@ from .arg_types import DEFAULT_WORKERS, non_negative_int, positive_int
 from .metric_flags import add_entry_selectors, select_entry
 
 
+# long: a table of argparse flags, one add_argument each; splitting it would only scatter the table
 def add_commands(commands: argparse._SubParsersAction, metric_modules: dict[str, ModuleType]) -> None:
     names, default = [info.name for info in list_metrics()], default_metric()
     listing = commands.add_parser(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..jobs import JobInputs
 
 
+# long: a table of argparse flags, one add_argument each; splitting it would only scatter the table
 def add_commands(commands: argparse._SubParsersAction, model_options: argparse.ArgumentParser) -> None:
     score = commands.add_parser(
         "score",
