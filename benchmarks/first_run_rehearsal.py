@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the Hub stand-in and the repo writers are test helpers
@@ -55,8 +57,20 @@ def _cli(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comple
     return elapsed, result
 
 
-def rehearse(workdir: Path, pairs: int = 12, folds: int = 2, epochs: int = 2) -> dict[str, float]:
-    """Run the full-size first run in `workdir`; returns seconds per step and the score."""
+@dataclass
+class Rehearsal:
+    """What a rehearsal did: its timings (the printed table) and what a test needs to check the score."""
+
+    timings: dict[str, float]  # seconds per step, and the score
+    weights: Path  # the trained weights folder
+    hub_cache: Path  # the Hugging Face cache the backbones were downloaded to (HF_HOME/hub)
+    ref: Path  # the scored pair
+    dist: Path
+    scored: dict[str, Any]  # `score --json`'s output for that pair
+
+
+def rehearse(workdir: Path, pairs: int = 12, folds: int = 2, epochs: int = 2) -> Rehearsal:
+    """Run the full-size first run in `workdir`; returns seconds per step, the score and where things are."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     dino = write_dinov3_repo(workdir / "repos" / "dino", FULL_DINO)
@@ -98,8 +112,9 @@ def rehearse(workdir: Path, pairs: int = 12, folds: int = 2, epochs: int = 2) ->
     timings["score one pair, offline (load + score)"], scored = _cli(
         ["score", str(ref), str(dist), "--weights", str(weights), "--device", "cpu", "--json"], env
     )
-    timings["score (random weights, meaningless)"] = json.loads(scored.stdout)["score"]
-    return timings
+    result = json.loads(scored.stdout)
+    timings["score (random weights, meaningless)"] = result["score"]
+    return Rehearsal(timings, weights, workdir / "hf-home" / "hub", ref, dist, result)
 
 
 def main() -> None:
@@ -111,10 +126,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=False)
-        timings = rehearse(Path(args.keep), args.pairs, args.folds, args.epochs)
+        timings = rehearse(Path(args.keep), args.pairs, args.folds, args.epochs).timings
     else:
         with tempfile.TemporaryDirectory() as folder:
-            timings = rehearse(Path(folder), args.pairs, args.folds, args.epochs)
+            timings = rehearse(Path(folder), args.pairs, args.folds, args.epochs).timings
     print(f"| step ({args.pairs} pairs, {args.folds} folds, {args.epochs} epochs, CPU) | seconds |")
     print("|---|---|")
     for step, value in timings.items():

@@ -167,25 +167,37 @@ def test_hub_errors(hub, tmp_path, code, message):
         assert "HF_TOKEN" in error and "licence" in error
 
 
-# slow (about 30 s on CI): the damaged-cache typed error stays in the default run
-@pytest.mark.slow
+# Detect, repair, score again in one process (each fresh interpreter costs ~8 s of imports).
+REPAIR_AND_SCORE = """
+import semantic_iqa
+from semantic_iqa.cli import main
+try:
+    semantic_iqa.score(r'{ref}', r'{dist}', weights='org/tiny', device='cpu')
+except semantic_iqa.errors.SemanticIQAError as exc:
+    print('ERROR', type(exc).__name__ + ': ' + str(exc).replace(chr(10), ' '))
+print('REPAIRED', main(['download', 'org/tiny', '--force']))
+print('SCORE', semantic_iqa.score(r'{ref}', r'{dist}', weights='org/tiny', device='cpu'))
+"""
+
+
 def test_damaged_cache_is_detected_and_repaired_by_download_force(hub, tmp_path, local_score):
+    """A truncated file in the Hub cache: a typed error naming it and `--force`, then `download --force` repairs it."""
     cache = tmp_path / "hub"
     env = online_env(hub, cache)
-    assert run_python(score_code("org/tiny"), env).returncode == 0
+    downloaded = subprocess.run(
+        [sys.executable, "-m", "semantic_iqa.cli", "download", "org/tiny"], env=env, capture_output=True, text=True
+    )
+    assert downloaded.returncode == 0, downloaded.stderr
     fold = next(cache.glob("models--org--tiny/snapshots/*/heads/fold_2.safetensors")).resolve()
     fold.write_bytes(fold.read_bytes()[:-100])  # truncated in the cache
-    error = last_error(run_python(score_code("org/tiny"), env))
-    assert "WeightsIntegrityError" in error and "fold_2.safetensors: sha256 is" in error and "--force" in error
 
-    repaired = subprocess.run(
-        [sys.executable, "-m", "semantic_iqa.cli", "download", "org/tiny", "--force"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert repaired.returncode == 0, repaired.stderr
-    assert float(printed(run_python(score_code("org/tiny"), env), "SCORE")) == pytest.approx(local_score, abs=1e-6)
+    result = run_python(REPAIR_AND_SCORE.format(ref=EXAMPLES / "ref.png", dist=EXAMPLES / "dist.png"), env)
+    assert result.returncode == 0, result.stderr
+    error = printed(result, "ERROR")
+    assert error.startswith("WeightsIntegrityError") and "fold_2.safetensors: sha256 is" in error and "--force" in error
+    assert printed(result, "REPAIRED") == "0"
+    assert float(printed(result, "SCORE")) == pytest.approx(local_score, abs=1e-6)
+    assert fold.read_bytes() == hub.repos["org/tiny"]["heads/fold_2.safetensors"]  # whole again, in place
 
 
 def test_damaged_backbone_in_the_cache_gives_a_typed_error(hub, tmp_path):

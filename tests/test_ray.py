@@ -1,17 +1,21 @@
 """The Ray Data engine (`semantic_iqa.ray`) on a local Ray instance: same scores as the local
-engine, a killed scoring actor loses and repeats nothing, an interrupted job resumes from its
-Parquet parts, and resume refuses another model's results.
+engine, with images decoded in the scoring actors or in a decode stage (the default on GPU
+clusters), a killed scoring actor loses and repeats nothing, an interrupted job resumes from
+its Parquet parts, and resume refuses another model's results.
 
-About 80 s on 2 CPUs: most of it is the 3,000-pair job (one scoring actor with both cores,
-~100 pairs/s) and starting actors (~8 s each: importing torch and the model code).
+About 2 to 3 minutes on 2 CPUs: most of it is starting actors (~8 s each: importing torch and
+the model code; each job starts its own) and the 1,200-pair job (one scoring actor with both
+cores, ~100 pairs/s).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -115,8 +119,11 @@ def check_scores(table_rows: list[dict], reference: list[float], prefix: str) ->
             assert abs(row["score"] - expected) <= 1e-5, (row["id"], row["score"], expected)
 
 
-def scorer_pids() -> list[int]:
-    """Processes of Ray Data's scoring actors (Ray titles them `ray::MapWorker(MapBatches(PairScorer))...`)."""
+def actor_pids(stage: str) -> list[int]:
+    """Processes of Ray Data's actors running `stage` alone (Ray titles them `ray::MapWorker(MapBatches(<stage>))...`).
+
+    Stages fused into one actor get a joined title (`MapBatches(A)->MapBatches(B)`), which this does not match.
+    """
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -126,9 +133,14 @@ def scorer_pids() -> list[int]:
                 title = handle.read().decode(errors="replace")
         except OSError:
             continue
-        if title.startswith("ray::MapWorker(MapBatches(PairScorer))"):
+        if title.startswith(f"ray::MapWorker(MapBatches({stage}))"):
             pids.append(int(entry))
     return pids
+
+
+def scorer_pids() -> list[int]:
+    """Processes of Ray Data's scoring actors."""
+    return actor_pids("PairScorer")
 
 
 # -- sizing --------------------------------------------------------------------------------------
@@ -241,8 +253,61 @@ def test_killed_actor_loses_and_repeats_nothing(
     assert not parts_dir(out).exists()  # merged into `out`
 
 
-# slow (about 30 s, mostly Ray start-up): a driver SIGKILL's leftover parts; the actor kill test stays default
-@pytest.mark.slow
+@contextlib.contextmanager
+def watch_actors(stages: tuple[str, ...]) -> Iterator[dict[str, set[int]]]:
+    """The pids of each stage's actors seen while the block runs (sampled every 0.1 s: actors may stop early)."""
+    seen: dict[str, set[int]] = {stage: set() for stage in stages}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            for stage in stages:
+                seen[stage].update(actor_pids(stage))
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        watcher.join()
+
+
+def test_decode_stage_scores_as_the_actors_decoding(
+    ray_instance: None,
+    tiny_dir: Path,
+    pair_files: list[tuple[str, str]],
+    reference_scores: Callable[[int], list[float]],
+    tmp_path: Path,
+) -> None:
+    """`decode="stage"` (the default with GPUs): a pool of CPU actors decodes, the scoring actor gets pixels.
+
+    Same scores as the local engine, and an image that cannot be decoded in the stage is that row's error.
+    """
+    items = job_items(pair_files, 96, "s")  # two blocks of 64 rows at batch size 16
+    items[5]["dist"] = str(tmp_path / "missing.png")
+    (tmp_path / "broken.png").write_text("not an image")
+    items[70]["ref"] = str(tmp_path / "broken.png")
+    out, messages = tmp_path / "scores.parquet", io.StringIO()
+    with watch_actors(("ImageDecoder", "PairScorer")) as seen:
+        summary = run_ray_job(
+            DSS, str(tiny_dir), {}, items, out, batch_size=16, progress=False, decode="stage", stream=messages
+        )
+
+    assert "1 scoring actor(s)" in messages.getvalue() and "decoding by up to 1 CPU actor(s)" in messages.getvalue()
+    # Decoding ran in actors of its own: fused into the scoring actors, neither title would match.
+    assert seen["ImageDecoder"] and len(seen["PairScorer"]) == 1, seen
+    assert not seen["ImageDecoder"] & seen["PairScorer"]
+    assert (summary["ok"], summary["failed"]) == (len(items) - 2, 2)
+    by_id = {row["id"]: row for row in pq.read_table(out).to_pylist()}
+    assert len(by_id) == len(items)
+    assert by_id["s00005"]["score"] is None and "missing.png" in by_id["s00005"]["status"]
+    assert by_id["s00070"]["score"] is None and "broken.png" in by_id["s00070"]["status"]
+    check_scores(list(by_id.values()), reference_scores(1), "s")  # 1 thread: the decoder has the other core
+    assert sum(row["status"] == "ok" for row in by_id.values()) == len(items) - 2
+
+
+# About 25 s on 2 CPUs (two jobs, each starting its scoring actor); a driver SIGKILL's leftover parts.
 def test_interrupted_job_resumes_from_its_parts(
     ray_instance: None,
     tiny_dir: Path,
@@ -251,18 +316,18 @@ def test_interrupted_job_resumes_from_its_parts(
     tmp_path: Path,
 ) -> None:
     """A job stopped after some parts were written (driver killed: parts only) resumes, each item once."""
-    items = job_items(pair_files, 320, "r")
+    items = job_items(pair_files, 160, "r")  # blocks of 64 rows at batch size 16: stopped after the first
     out = tmp_path / "scores.parquet"
     parts_at_stop = tmp_path / "parts-at-stop"
 
     def stop(saved: int, total: int) -> None:
-        if saved >= 96 and list(parts_dir(out).glob("part-*.parquet")):
+        if saved >= 48 and list(parts_dir(out).glob("part-*.parquet")):
             shutil.copytree(parts_dir(out), parts_at_stop)  # what a killed driver would leave
             raise KeyboardInterrupt
 
     with pytest.raises(JobInterrupted) as stopped:
-        run_ray_job(DSS, str(tiny_dir), {}, items, out, batch_size=32, progress=False, on_rows=stop)
-    assert 96 <= stopped.value.done < len(items)
+        run_ray_job(DSS, str(tiny_dir), {}, items, out, batch_size=16, progress=False, on_rows=stop)
+    assert 48 <= stopped.value.done < len(items)
     assert pq.read_table(out).num_rows == stopped.value.done  # Ctrl-C: what arrived is saved
 
     # The state a SIGKILL of the driver leaves: whole part files, no merged result.
@@ -271,17 +336,12 @@ def test_interrupted_job_resumes_from_its_parts(
     in_parts = {row["id"] for path in parts_at_stop.glob("*.parquet") for row in pq.read_table(path).to_pylist()}
     assert 0 < len(in_parts) <= stopped.value.done
 
-    # Resumed with the decode stage, so both decoding paths are checked against the same scores.
-    summary = run_ray_job(
-        DSS, str(tiny_dir), {}, items, out, resume=True, batch_size=32, progress=False, decode="stage"
-    )
+    summary = run_ray_job(DSS, str(tiny_dir), {}, items, out, resume=True, batch_size=16, progress=False)
     assert summary["skipped"] == len(in_parts) and summary["ok"] == len(items)
     rows = pq.read_table(out).to_pylist()
     ids = [row["id"] for row in rows]
     assert len(ids) == len(set(ids)) == len(items)
-    # Rows of the first run: 1 actor with both cores; of the resumed one: 1 core (a decoder has the other).
-    check_scores([row for row in rows if row["id"] in in_parts], reference_scores(2), "r")
-    check_scores([row for row in rows if row["id"] not in in_parts], reference_scores(1), "r")
+    check_scores(rows, reference_scores(2), "r")  # both runs: 1 actor with both cores
 
 
 def test_resume_refuses_another_models_results_and_accepts_the_local_engines(

@@ -155,50 +155,54 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, weights: str, out: str, metric_name: str = "dss_sqa") -> None:
+def _ddp_worker(rank: int, world: int, port: int, weights: dict[str, str], out: str) -> None:
+    """One DDP rank: each metric of `weights` ({metric name: folder}) updated on this rank's shard, then synced."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         shard = slice(rank, None, world)  # a DistributedSampler-like split
-        if metric_name == "dss_sqa":
-            ref, dist_, labels = dataset()
-            metric = DSSSQAMetric(weights, correlation=True)
-            metric.update(dist_[shard], ref[shard], labels[shard])
-        else:
-            images, labels = nr_dataset()
-            metric = NoReferenceQualityMetric(metric_name, weights, correlation=True)
-            metric.update(images[shard], labels[shard])
-        result = metric.compute()
+        results = {}
+        for metric_name, folder in weights.items():
+            if metric_name == "dss_sqa":
+                ref, dist_, labels = dataset()
+                metric = DSSSQAMetric(folder, correlation=True)
+                metric.update(dist_[shard], ref[shard], labels[shard])
+            else:
+                images, labels = nr_dataset()
+                metric = NoReferenceQualityMetric(metric_name, folder, correlation=True)
+                metric.update(images[shard], labels[shard])
+            results[metric_name] = {k: v.clone() for k, v in metric.compute().items()}
         if rank == 0:
-            torch.save({k: v.clone() for k, v in result.items()}, out)
+            torch.save(results, out)
     finally:
         dist.destroy_process_group()
 
 
-def test_ddp_two_processes_equal_one_process(tiny_dir, tmp_path: Path):
-    out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tiny_dir), str(out)), nprocs=2, join=True)
-    synced = torch.load(out)
+@pytest.fixture(scope="module")
+def ddp_results(tiny_dir: Path, mst_a_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Both metrics synced over two CPU processes, in ONE spawn (starting the two processes is most of the cost)."""
+    out = tmp_path_factory.mktemp("ddp") / "ddp.pt"
+    weights = {"dss_sqa": str(tiny_dir), "mst_clipiqa": str(mst_a_dir)}
+    mp.spawn(_ddp_worker, args=(2, _free_port(), weights, str(out)), nprocs=2, join=True)
+    return torch.load(out)
+
+
+def test_ddp_two_processes_equal_one_process(tiny_dir, ddp_results):
     ref, dist_, labels = dataset()
     single = DSSSQAMetric(tiny_dir, correlation=True)
     single.update(dist_, ref, labels)
     expected = single.compute()
     for key in ("score", "srocc", "plcc"):
-        assert synced[key].item() == pytest.approx(expected[key].item(), abs=1e-5), key
+        assert ddp_results["dss_sqa"][key].item() == pytest.approx(expected[key].item(), abs=1e-5), key
 
 
-# slow (about 12 s): the same DDP sync as the full-reference test, which stays in the default run
-@pytest.mark.slow
-def test_no_reference_ddp_two_processes_equal_one_process(mst_a_dir, tmp_path: Path):
-    out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(mst_a_dir), str(out), "mst_clipiqa"), nprocs=2, join=True)
-    synced = torch.load(out)
+def test_no_reference_ddp_two_processes_equal_one_process(mst_a_dir, ddp_results):
     images, labels = nr_dataset()
     single = NoReferenceQualityMetric("mst_clipiqa", mst_a_dir, correlation=True)
     single.update(images, labels)
     expected = single.compute()
     for key in ("score", "srocc", "plcc"):
-        assert synced[key].item() == pytest.approx(expected[key].item(), abs=1e-5), key
+        assert ddp_results["mst_clipiqa"][key].item() == pytest.approx(expected[key].item(), abs=1e-5), key
 
 
 @pytest.mark.parametrize("correlation", [False, True])
