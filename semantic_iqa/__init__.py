@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from .reference_cache import ReferenceCache
 
 # Public name -> the module (relative to this package) that defines it; imported on first use.
-# The metrics' own classes are named here, and only here outside their folders (issue 20).
+# The metrics' own classes are named here, and only here outside their folders (tests/test_metric_names.py).
 _LAZY = {
     "ItemScore": ".api",
     "PairScore": ".api",

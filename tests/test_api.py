@@ -78,7 +78,7 @@ def test_api_errors(tiny_dir, photo):
         semantic_iqa.score([], [], weights=tiny_dir, device="cpu")
 
 
-# -- issue 20: one generic entry for every registered metric --------------------------------------
+# -- one generic entry for every registered metric --
 
 
 TOYS = ("toy_offset", "toy_level")

@@ -142,7 +142,7 @@ def test_bad_input_exits_2_with_one_line(tiny_dir, folders, tmp_path, capsys, ar
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
 
 
-# -- issue 20: the command line knows no metric: flags, checks and commands from the declarations --
+# -- the command line knows no metric: flags, checks and commands from the declarations --
 
 
 @pytest.fixture
