@@ -255,14 +255,18 @@ def test_killed_actor_loses_and_repeats_nothing(
 
 @contextlib.contextmanager
 def watch_actors(stages: tuple[str, ...]) -> Iterator[dict[str, set[int]]]:
-    """The pids of each stage's actors seen while the block runs (sampled every 0.1 s: actors may stop early)."""
+    """The pids of each stage's actors seen while the block runs (sampled every 0.1 s: actors may stop early).
+
+    Actors already alive when the block starts (an earlier test's, not yet reaped) are left out.
+    """
     seen: dict[str, set[int]] = {stage: set() for stage in stages}
+    before = {stage: set(actor_pids(stage)) for stage in stages}
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.1):
             for stage in stages:
-                seen[stage].update(actor_pids(stage))
+                seen[stage].update(set(actor_pids(stage)) - before[stage])
 
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
