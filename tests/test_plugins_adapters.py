@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -64,13 +65,16 @@ sys.exit(max(main(job) for job in json.loads(sys.argv[1])))
 
 def test_the_ray_engine_scores_both_plugins(toy_site, toy_weights, toy_data, expected, tmp_path):
     pytest.importorskip("ray.data", reason="the Ray engine needs the [ray] extra")
+    refs = shutil.copytree(toy_data["ref"], tmp_path / "ref")  # with one reference that has no pair
+    shutil.copy(next(refs.glob("*.png")), refs / "lonely.png")
     jobs = {
-        "toy_colour": [str(toy_data["ref"]), str(toy_data["dist"])],
+        "toy_colour": [str(refs), str(toy_data["dist"])],
         "toy_brightness": [str(toy_data["images"])],
     }
     argv = [
         ["score-dir", "--metric", name, *folders, "--out", str(tmp_path / f"{name}.csv"), "--engine", "ray",
-         "--weights", str(toy_weights[name]), "--device", "cpu", "--batch-size", "2"]
+         "--weights", str(toy_weights[name]), "--device", "cpu", "--batch-size", "2",
+         "--json", str(tmp_path / f"{name}.json")]
         for name, folders in jobs.items()
     ]  # fmt: skip
     done = subprocess.run(
@@ -78,6 +82,8 @@ def test_the_ray_engine_scores_both_plugins(toy_site, toy_weights, toy_data, exp
         timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "toy_colour.json").read_text())
+    assert summary["only_in_ref"] == ["lonely.png"] and summary["only_in_dist"] == []  # the engine saw only pairs
     for name in jobs:
         with open(tmp_path / f"{name}.csv", newline="", encoding="utf-8") as handle:
             rows = sorted(csv.DictReader(handle), key=lambda row: row["id"])

@@ -209,8 +209,8 @@ def _run_ray(info: MetricInfo, args: argparse.Namespace, options: dict[str, Any]
         precision=args.precision,
         log_every_s=args.log_every,
     )
-    summary.setdefault("only_in_ref", inputs.only_ref)
-    summary.setdefault("only_in_dist", inputs.only_dist)
+    # The engine saw only the paired items; the folders' unpaired files are the command's to report.
+    summary.update(only_in_ref=list(inputs.only_ref), only_in_dist=list(inputs.only_dist))
     return summary
 
 
