@@ -29,8 +29,8 @@ from PIL import Image, ImageFilter
 import semantic_iqa
 from semantic_iqa.devices import describe_device, resolve_device
 from semantic_iqa.inputs import load_padded
-from semantic_iqa.reference_cache import ReferenceCache
 from semantic_iqa.metrics.dss_sqa.tiny import build_random_model
+from semantic_iqa.reference_cache import ReferenceCache
 from semantic_iqa.timing import time_call
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ref.png"

@@ -43,7 +43,8 @@ def code_tokens(path: Path) -> list[tuple[int, str]]:
     """(line, text) of every name and string token of a module (comments and docstrings included:
     a docstring that names a metric is a promise about one metric in shared code)."""
     tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
-    return [(tok.start[0], tok.string) for tok in tokens if tok.type in (tokenize.NAME, tokenize.STRING, tokenize.COMMENT)]
+    kinds = (tokenize.NAME, tokenize.STRING, tokenize.COMMENT)
+    return [(tok.start[0], tok.string) for tok in tokens if tok.type in kinds]
 
 
 def shared_modules() -> list[Path]:
