@@ -24,8 +24,9 @@ the metric's own hooks (`Metric.differentiable_score`, `score_batch`, `make_refe
 Units and sign, for both: score points per pixel, positive where the region made the score
 WORSE (lowered it; raised it, for a lower-is-better metric). A pixel that equals the
 reference's gets exactly 0, so the identity pair gives an all-zero map. The reference is
-resized to the distorted image's size to define the cells and the path when their sizes differ. An image larger than the metric's input costs no
-full-size float copies: the work is done at the size the metric sees (`resolution`).
+resized to the distorted image's size to define the cells and the path when their sizes
+differ. An image larger than the metric's input costs no full-size float copies: the work is
+done at the size the metric sees (`resolution`).
 """
 
 from __future__ import annotations
