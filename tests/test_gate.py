@@ -57,3 +57,23 @@ def test_unknown_mode_and_bad_thresholds():
         apply_gate(torch.zeros(1, 1, 6), torch.zeros(1), "medium", CONFIG)
     with pytest.raises(InvalidOptionError, match="low < high"):
         GateConfig(low=0.5, high=0.4)
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft", "off"])
+def test_flags_are_booleans_and_the_logits_keep_their_dtype(mode):
+    # bfloat16 logits with float32 cosines: the gate's constants must follow the logits' dtype
+    # (a float32 veto or soft shift would promote the result), and the flags stay a bool mask.
+    logits = torch.randn(3, 2, 6).bfloat16()
+    gated_logits, gated = apply_gate(logits, torch.tensor([0.1, 0.45, 0.9]), mode, CONFIG)
+    assert gated_logits.dtype == torch.bfloat16
+    assert gated.dtype == torch.bool
+
+
+@pytest.mark.parametrize("mode", ["hard", "soft", "off"])
+def test_the_gate_stays_on_the_device_of_its_inputs(mode):
+    # The "meta" device stands in for a GPU on a CPU-only machine: a tensor made on the default
+    # device (CPU) next to it raises, so this fails if the gate forgets `device=logits.device`.
+    logits, cosine = torch.empty(4, 2, 6, device="meta"), torch.empty(4, device="meta")
+    gated_logits, gated = apply_gate(logits, cosine, mode, CONFIG)
+    assert gated_logits.device.type == gated.device.type == "meta"
+    assert gated_logits.shape == (4, 2, 6) and gated.shape == (4,)

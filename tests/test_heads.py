@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from semantic_iqa.metrics.dss_sqa.config import HeadConfig
@@ -88,3 +89,96 @@ def test_fold_state_dict_round_trip(heads):
 def test_expected_score_is_the_mean_class():
     logits = torch.log(torch.tensor([[0.5, 0.0, 0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]) + 1e-30)
     torch.testing.assert_close(expected_score(logits), torch.tensor([2.5, 2.0]))
+
+
+def reference_stack(in_dim: int, hidden: tuple[int, int], classes: int = 6) -> nn.Sequential:
+    """A fresh reference head, built the way the published recipe builds it."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden[0]),
+        nn.BatchNorm1d(hidden[0]),
+        nn.SiLU(),
+        nn.Dropout(0.5),
+        nn.Linear(hidden[0], hidden[1]),
+        nn.SiLU(),
+        nn.Dropout(0.2),
+        nn.Linear(hidden[1], classes),
+    )
+
+
+def test_a_new_fold_is_initialised_exactly_as_a_fresh_reference_head():
+    # Same seed, same draws: the weight bound (kaiming, a = sqrt(5)), the bias bound
+    # (1 / sqrt(fan_in)), the draw order and the BatchNorm start all have to match nn.Linear's.
+    torch.manual_seed(11)
+    heads = FoldHeads(1, 20, config=HeadConfig(hidden_dims=(16, 8)))
+    torch.manual_seed(11)
+    reference = reference_stack(20, (16, 8)).state_dict()
+    names = {"0": "linear1", "1": "norm", "4": "linear2", "7": "linear3"}
+    ours = heads.fold_state_dict(0)
+    for key, value in reference.items():
+        layer, tensor = key.split(".")
+        torch.testing.assert_close(ours[f"{names[layer]}.{tensor}"], value, rtol=0, atol=0)
+
+
+def test_reset_parameters_also_resets_the_running_statistics(heads):
+    heads.train()(torch.randn(5, 20) * 3 + 1)
+    assert heads.norm_num_batches_tracked.tolist() == [1, 1, 1]
+    heads.reset_parameters()
+    assert torch.equal(heads.norm_running_mean, torch.zeros(3, 16))
+    assert torch.equal(heads.norm_running_var, torch.ones(3, 16))
+    assert heads.norm_num_batches_tracked.tolist() == [0, 0, 0]
+    assert torch.equal(heads.norm_weight, torch.ones(3, 16)) and torch.equal(heads.norm_bias, torch.zeros(3, 16))
+
+
+def test_each_dropout_acts_after_its_own_layer_and_only_in_training(heads):
+    x = torch.randn(4, 20)
+    silu_bias2 = F.silu(heads.linear2_bias)  # [F, H2]: what the third layer sees when layer 1 is dropped
+    after_first = torch.einsum("fh,fch->fc", silu_bias2, heads.linear3_weight) + heads.linear3_bias
+    heads.config = HeadConfig(hidden_dims=(16, 8), dropout=(1.0, 0.0))
+    out = heads.train()(x)
+    torch.testing.assert_close(out, after_first.unsqueeze(0).expand(4, -1, -1))
+    heads.config = HeadConfig(hidden_dims=(16, 8), dropout=(0.0, 1.0))
+    torch.testing.assert_close(heads.train()(x), heads.linear3_bias.detach().unsqueeze(0).expand(4, -1, -1))
+    heads.config = HeadConfig(hidden_dims=(16, 8), dropout=(1.0, 1.0))
+    evaluated = heads.eval()(x)
+    for fold in range(3):
+        torch.testing.assert_close(evaluated[:, fold], reference_head(heads, fold).eval()(x))
+
+
+def test_batch_norm_uses_the_configured_momentum_and_eps(heads):
+    heads.config = HeadConfig(hidden_dims=(16, 8), dropout=(0.0, 0.0), norm_eps=0.5, norm_momentum=0.7)
+    x = torch.randn(6, 20)
+    references = [reference_head(heads, fold) for fold in range(3)]
+    for ref in references:
+        ref[1].eps, ref[1].momentum = 0.5, 0.7
+        ref[3].p = ref[6].p = 0.0
+    out = heads.train()(x)
+    for fold, ref in enumerate(references):
+        torch.testing.assert_close(out[:, fold], ref.train()(x))
+        torch.testing.assert_close(heads.norm_running_var[fold], ref[1].running_var)
+    evaluated = heads.eval()(x)
+    for fold, ref in enumerate(references):
+        torch.testing.assert_close(evaluated[:, fold], ref.eval()(x))
+
+
+def test_fold_tensors_are_copies_and_bad_ones_are_named(heads):
+    tensors = heads.fold_state_dict(1)
+    tensors["linear1.weight"].zero_()
+    assert heads.linear1_weight[1].abs().sum() > 0, "fold_state_dict must not share storage"
+    with pytest.raises(KeyError, match=r"fold 2: missing tensors \[\], unexpected tensors \['extra'\]"):
+        heads.load_fold_state_dict(2, {**heads.fold_state_dict(0), "extra": torch.zeros(1)})
+    wrong = {**heads.fold_state_dict(0), "linear2.bias": torch.zeros(9)}
+    with pytest.raises(ValueError, match=r"fold 1: tensor linear2.bias has shape \(9,\), expected \(8,\)"):
+        heads.load_fold_state_dict(1, wrong)
+    other = FoldHeads(3, 20, config=heads.config)
+    other.load_fold_state_dict(2, heads.fold_state_dict(0))  # only fold 2 is written
+    assert torch.equal(other.linear3_weight[2], heads.linear3_weight[0])
+    assert not torch.equal(other.linear3_weight[0], heads.linear3_weight[0])
+
+
+def test_the_module_describes_itself(heads):
+    assert "folds=3, in_dim=20, hidden_dims=(16, 8), classes=6" in repr(heads)
+
+
+def test_expected_score_stays_on_the_device_of_the_logits():
+    # "meta" stands in for a GPU: class values made on the default device (CPU) would not mix with it.
+    assert expected_score(torch.empty(2, 3, 6, device="meta")).device.type == "meta"

@@ -105,3 +105,37 @@ def test_mst_trainer_matches_the_float64_replay_of_its_loop():
         torch.testing.assert_close(result.head_state[name].double(), value, rtol=0, atol=1e-5, msg=name)
     last = replay["states"][-1]["fusion.W_c.weight"]
     assert float((last - replay["states"][replay["best"]]["fusion.W_c.weight"]).abs().max()) > 1e-3
+
+
+# -- the recipe's settings reach its functions ----------------------------------------------------------------
+def test_the_split_uses_the_recipes_fraction_and_names_it_when_refusing():
+    from dataclasses import replace
+
+    from semantic_iqa.errors import DatasetError
+    from semantic_iqa.metrics.mst_clipiqa.recipe import checked_split, reference_split
+
+    train, validation = checked_split(10, replace(Recipe(), train_fraction=0.5))
+    assert (len(train), len(validation)) == (5, 5)
+    assert train.dtype == validation.dtype == np.int64  # on every platform (numpy < 2 on Windows: int32)
+    assert [t.dtype for t in reference_split(7)] == [np.int64, np.int64]
+    # One image to train on is enough; two to validate are needed.
+    assert [len(part) for part in checked_split(3, replace(Recipe(), train_fraction=0.34))] == [1, 2]
+    with pytest.raises(DatasetError) as error:
+        checked_split(2, Recipe())
+    assert str(error.value) == (
+        "2 labelled images are too few: the 0.8/0.2 split gives 1 to train and 1 to validate (at least 1 and 2 "
+        "are needed)"
+    )
+
+
+def test_the_loss_uses_the_recipes_margin_and_ranking_weight():
+    from dataclasses import replace
+
+    from semantic_iqa.metrics.mst_clipiqa.recipe import recipe_loss
+
+    q, mos = torch.tensor([0.2, 0.25, 0.9]), torch.tensor([1.0, 2.0, 2.0])
+    # Ordered pairs of different MOS, both in the right order: (0,1) and (1,0) by 0.05 -> relu(-0.05 + m),
+    # (0,2) and (2,0) by 0.7 -> relu(-0.7 + m). Margin 0.5: (0.45 * 2 + 0 * 2) / 4; margin 0.1 would give 0.025.
+    recipe = replace(Recipe(), margin=0.5, ranking_weight=2.0)
+    mse = float(((q - mos) ** 2).mean())
+    assert float(recipe_loss(q, mos, recipe)) == pytest.approx(mse + 2.0 * (0.45 * 2) / 4, abs=1e-6)

@@ -211,3 +211,26 @@ def test_too_few_pairs_for_the_folds_is_refused_before_any_work():
     with pytest.raises(DatasetError, match=r"fold\(s\) \[4\] would hold out fewer than 2 pairs"):
         checked_folds(scores, folds=5)
     assert [len(f) for f in checked_folds(scores, folds=4)] == [6, 6, 6, 6]
+
+
+def test_the_default_split_is_the_reference_seed_and_a_given_seed_is_used():
+    from semantic_iqa.metrics.dss_sqa.train import checked_folds
+
+    scores = np.random.default_rng(2).integers(0, 6, 60).astype(float)
+    reference = [f.tolist() for f in stratified_folds(scores, 5, 3407)]
+    assert [f.tolist() for f in stratified_folds(scores)] == reference
+    assert [f.tolist() for f in checked_folds(scores)] == reference
+    other = [f.tolist() for f in stratified_folds(scores, 5, 1)]
+    assert other != reference  # the data tell the seeds apart
+    assert [f.tolist() for f in checked_folds(scores, 5, 1)] == other
+
+
+def test_folds_of_exactly_two_held_out_pairs_are_accepted_and_one_fold_is_refused():
+    from semantic_iqa.errors import InvalidOptionError
+    from semantic_iqa.metrics.dss_sqa.train import checked_folds
+
+    assert [len(f) for f in checked_folds(np.zeros(10), folds=5)] == [2] * 5
+    with pytest.raises(InvalidOptionError, match="^cross-validation needs at least 2 folds, got 1$"):
+        checked_folds(np.zeros(10), folds=1)
+    # Even an empty fold (fewer pairs than folds) is a list of row indices.
+    assert [f.dtype for f in stratified_folds(np.array([1.0, 2.0]), 5)] == [np.dtype(np.int64)] * 5
