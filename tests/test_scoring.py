@@ -50,9 +50,9 @@ def test_a_batch_in_which_every_item_fails_is_reported_not_raised():
 
 
 def test_columns_of_unequal_length_or_none_are_refused():
-    with pytest.raises(ValueError, match="non-empty and of one length"):
+    with pytest.raises(ValueError, match="^columns must be non-empty and of one length$"):
         next(iterate_batches({"ref": [1, 2], "dist": [1]}, ["ref", "dist"], decode))
-    with pytest.raises(ValueError, match="non-empty and of one length"):
+    with pytest.raises(ValueError, match="^columns must be non-empty and of one length$"):
         next(iterate_batches({}, ["ref"], decode))
 
 
