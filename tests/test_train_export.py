@@ -26,6 +26,7 @@ from semantic_iqa import DSSSQA, __version__
 from semantic_iqa.cli import main
 from semantic_iqa.metrics.dss_sqa.config import REFERENCE_CONFIG, HeadConfig
 from semantic_iqa.metrics.dss_sqa.data import read_pairs
+from semantic_iqa.metrics.dss_sqa.heads import FoldHeads
 from semantic_iqa.metrics.dss_sqa.train import Recipe, make_optimiser, stratified_folds, train_folds
 
 pytest.importorskip("openpyxl")
@@ -63,12 +64,10 @@ def test_the_head_architecture_of_the_config_is_trained_and_progress_is_shown_on
     )
     train_folds(*args, recipe=recipe, progress=True)
     bar = capsys.readouterr().err
-    assert "training folds" in bar and "2/2" in bar and re.search(r"fold/s|s/fold", bar), bar
+    assert re.search(r"(^|\r)training folds: ", bar) and "2/2" in bar and re.search(r"fold/s|s/fold", bar), bar
 
 
 def test_the_optimiser_takes_the_recipes_settings():
-    from semantic_iqa.metrics.dss_sqa.heads import FoldHeads
-
     optimiser, schedule = make_optimiser(FoldHeads(1, 4), Recipe(lr=0.25, weight_decay=0.5, epochs=7))
     assert (optimiser.param_groups[0]["lr"], optimiser.param_groups[0]["weight_decay"]) == (0.25, 0.5)
     assert schedule.T_max == 7
@@ -78,7 +77,8 @@ def test_the_exported_folds_are_the_trained_ones_with_their_provenance(tiny_dir,
     data, out, cache = tmp_path / "data", tmp_path / "out", tmp_path / "cache"
     shutil.copytree(lovif, data)
     assert main(train_command(data, out, tiny_dir, cache)) == 0
-    assert "training folds" in capsys.readouterr().err  # the command shows its progress
+    shown = capsys.readouterr().err  # the command shows its progress: the feature extraction, the folds
+    assert "66/66" in shown and "image/s" in shown and "training folds" in shown, shown
     assert any(path.is_file() for path in cache.rglob("*")), "--cache holds the features"
 
     model = DSSSQA.from_pretrained(out, device="cpu")
@@ -105,8 +105,9 @@ def test_the_exported_folds_are_the_trained_ones_with_their_provenance(tiny_dir,
     pooled = json.loads((out / "training" / "report.json").read_text(encoding="utf-8"))["pooled"]
     figures = provenance["cross_validation"]
     assert {name: figures[f"pooled {name}"] for name in pooled} == {k: round(v, 4) for k, v in pooled.items()}
-    assert all(len(figures[f"{name} (fold mean, std)"]) == 2 for name in ("srocc", "plcc", "final"))
-    assert all(v == round(v, 4) for name in ("srocc", "plcc", "final") for v in figures[f"{name} (fold mean, std)"])
+    summary = json.loads((out / "training" / "report.json").read_text(encoding="utf-8"))
+    for name in ("srocc", "plcc", "final"):
+        assert figures[f"{name} (fold mean, std)"] == [round(v, 4) for v in summary[f"{name}_fold_mean_std"]]
 
     # One distorted image changed (not the first pair's): another data set, another hash. The score
     # table given apart (--scores), into a folder of someone's files (--overwrite).
@@ -126,3 +127,37 @@ def test_the_exported_folds_are_the_trained_ones_with_their_provenance(tiny_dir,
     inside = data / "Ref" / "weights"
     assert main([*train_command(data, inside, tiny_dir, cache), "--scores", str(table), "--overwrite"]) == 2
     assert "inside the input folder" in capsys.readouterr().err and not inside.exists()
+
+
+def test_the_export_keeps_the_head_architecture_and_each_trained_fold(tiny_model):
+    from semantic_iqa.metrics.dss_sqa.train_folder import export_model
+
+    config = replace(tiny_model.config, head=HeadConfig(hidden_dims=(12, 6)))
+    base = DSSSQA(config, tiny_model.structure, tiny_model.semantic, FoldHeads(5, config.fusion_dim, config.head))
+    generator = torch.Generator().manual_seed(0)
+    structure = torch.randn(20, 2, config.structure_dim, generator=generator)
+    semantic = torch.randn(20, 2, config.semantic_dim, generator=generator)
+    scores = (np.arange(10) % 6).astype(float)
+    result = train_folds(config, structure, semantic, np.arange(10), np.arange(10, 20), scores,
+                         recipe=Recipe(folds=2, epochs=1, batch_size=4), progress=False)  # fmt: skip
+    exported = export_model(base, result, {"note": "test"})
+    assert exported.config.num_folds == 2 and exported.config.head.hidden_dims == (12, 6)
+    assert exported.config.provenance == {"note": "test"}
+    for fold, trained in enumerate(result.folds):
+        for attr, tensor in trained.head_state.items():
+            assert torch.equal(getattr(exported.heads, attr)[fold], tensor[0]), (fold, attr)
+
+
+def test_the_python_call_is_quiet_when_asked_and_never_writes_into_someone_s_folder(tiny_dir, lovif, tmp_path, capsys):
+    from semantic_iqa.errors import WeightsOutputError
+    from semantic_iqa.metrics.dss_sqa.train_folder import train_from_folder
+
+    options = {"backbones_from": tiny_dir, "cache_dir": tmp_path / "cache", "device": "cpu"}
+    train_from_folder(lovif, tmp_path / "out", recipe=Recipe(folds=3, epochs=1), progress=False, **options)
+    assert capsys.readouterr().err == ""
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("mine")
+    with pytest.raises(WeightsOutputError, match="pass --overwrite"):
+        train_from_folder(lovif, occupied, recipe=Recipe(folds=3, epochs=1), progress=False, **options)
+    assert [path.name for path in occupied.iterdir()] == ["notes.txt"]
