@@ -19,7 +19,7 @@ import pytest
 from matplotlib.colors import to_rgba
 
 from semantic_iqa.errors import InvalidOptionError
-from semantic_iqa.jobs.report import LISTED_ROWS, is_report, require_matplotlib, write_report
+from semantic_iqa.jobs.report import GENERATOR, LISTED_ROWS, is_report, require_matplotlib, write_report
 from semantic_iqa.registry import metric_info
 from tests.conftest import random_rgb
 
@@ -83,7 +83,7 @@ def figures(monkeypatch) -> list:
 
 def test_the_header_states_every_setting(tmp_path, tiny_model):
     summary = {
-        "weights": "my/weights", "revision": "r1", "options": {"gate": "soft"}, "package_version": "1.2.3",
+        "weights": "my/weights", "revision": "r1", "options": {"gate": "soft", "batch": 4}, "package_version": "1.2.3",
         "engine": "local", "out": "res.csv", "mean_score": 2.875, "wall_time_s": 12.34,
     }  # fmt: skip
     page = report(tmp_path, tiny_model, summary=summary)
@@ -91,7 +91,7 @@ def test_the_header_states_every_setting(tmp_path, tiny_model):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ?\S*", table.pop("written"))  # when it was written
     assert table == {
         "metric": "DSS-SQA (dss_sqa)", "scores": "0 to 5, higher is better", "weights": "my/weights",
-        "revision": "r1", "options": "gate=soft", "semantic-iqa": "1.2.3", "engine": "local",
+        "revision": "r1", "options": "gate=soft, batch=4", "semantic-iqa": "1.2.3", "engine": "local",
         "result file": "res.csv", "items": "4 scored, 1 failed", "mean score": "2.875", "wall time": "12.3 s",
     }  # fmt: skip
     assert page.startswith("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>")
@@ -113,17 +113,28 @@ def test_an_empty_summary_shows_the_defaults(tmp_path, tiny_model):
 @pytest.mark.parametrize("higher_is_better", [True, False])
 def test_worst_first_follows_the_metrics_direction(tmp_path, tiny_model, figures, higher_is_better):
     info = replace(DSS, higher_is_better=higher_is_better)
-    page = report(tmp_path, tiny_model, info=info)
+    page = report(tmp_path, tiny_model, info=info, worst=2)  # no image files: each item says why it has no map
     count, rows = listed(page, VETOED)
     worst_first = ["worst_vetoed", "best_vetoed"] if higher_is_better else ["best_vetoed", "worst_vetoed"]
     assert count == " (2)" and [row["id"] for row in rows] == worst_first
     direction = "higher is better" if higher_is_better else "lower is better"
     assert settings(page)["scores"].endswith(direction)
     assert figures[0].axes[0].get_xlabel() == f"DSS-SQA score ({direction})"
+    end = "lowest" if higher_is_better else "highest"
+    assert (
+        f"<h2>{end.capitalize()} scores, and where the score was lost</h2><p class='muted'>The 2 {end}-scoring of "
+        f"4 items ({direction}), worst first. Red in a map: the region lowered the score (restoring it would raise "
+        "it); blue: it raised the score. Maps are computed through the metric itself (see the explain docs).</p>"
+        "<div class='item'><p><b>" + ("worst_vetoed" if higher_is_better else "best_vetoed")
+    ) in page
+    assert page.count("</div><div class='item'>") == 1  # the two items, one after the other
 
 
 def test_the_lists_show_typed_cells_and_the_failed_rows(tmp_path, tiny_model):
     page = report(tmp_path, tiny_model)
+    assert re.search(r"<img alt='histogram of scores' src='[^']+'>\n\n<h2>" + VETOED, page)  # worst=0: no section
+    cells = r"(<td>[^<]*</td>)+"  # the two vetoed rows, cell after cell
+    assert re.search(rf"<table><tr>(<th>\w+</th>)+</tr><tr>{cells}</tr><tr>{cells}</tr></table>", page)
     vetoed = {row["id"]: row for row in listed(page, VETOED)[1]}
     assert vetoed["worst_vetoed"]["score"] == "1.250" and vetoed["worst_vetoed"]["cos_sim"] == "0.200"
     assert vetoed["worst_vetoed"]["ref"] == str(tmp_path / "worst_vetoed-ref.png")
@@ -222,3 +233,8 @@ def test_the_page_is_written_whole_into_a_new_folder_and_known_as_a_report(tmp_p
     assert is_report(target)
     (tmp_path / "mine.html").write_text("<html>a user's page</html>")
     assert not is_report(tmp_path / "mine.html") and not is_report(tmp_path / "absent.html")
+    (tmp_path / "binary.html").write_bytes(b"\xff\xfe\x00 not text " * 10)
+    assert not is_report(tmp_path / "binary.html")
+    # only the head is read: a page that quotes the tag far down its body is not one of ours
+    (tmp_path / "quotes.html").write_text("<html><body>" + "x" * 5000 + GENERATOR + "</body></html>")
+    assert not is_report(tmp_path / "quotes.html")
