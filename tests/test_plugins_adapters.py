@@ -23,6 +23,8 @@ from torch import nn
 from semantic_iqa import create_metric
 from semantic_iqa.preprocess import pil_to_tensor
 
+lightning = pytest.importorskip("lightning")
+
 pytest_plugins = ["plugin_toy.testing"]  # fixtures: toy_site, toys, toy_weights, toy_data
 
 
@@ -141,11 +143,11 @@ def test_torchmetrics_means_and_directions_of_both_plugins(toys, toy_weights, ba
     assert float(brightness.compute()) == pytest.approx(float(expected["toy_brightness"].mean()), abs=1e-5)
 
 
-# -- the losses, in a LightningModule-style client ----------------------------------------------
+# -- the losses, in a LightningModule trained by lightning.Trainer -----------------------------------------------
 
 
-class Restorer(nn.Module):
-    """A training client as Lightning writes one: a network, and the metric's loss as an attribute."""
+class Restorer(lightning.LightningModule):
+    """A user's training client as Lightning users write one: a network, the metric's loss as a submodule."""
 
     def __init__(self, loss: nn.Module) -> None:
         super().__init__()
@@ -154,20 +156,32 @@ class Restorer(nn.Module):
             self.net.weight.copy_(0.7 * torch.eye(3).view(3, 3, 1, 1))
             self.net.bias.zero_()
         self.loss = loss
+        self.seen: list[float] = []  # the loss of each step, before its update
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_index: int) -> torch.Tensor:
+        inputs, *targets = batch
+        loss = self.loss(self.net(inputs).clamp(0, 1), *targets)
+        self.seen.append(float(loss.detach()))
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.05)  # everything the client owns, as users write it
 
 
 def train_steps(client: Restorer, inputs: torch.Tensor, *targets: torch.Tensor, steps: int = 5) -> list[float]:
-    """`steps` SGD steps of `client` on its loss; the losses before each step."""
-    optimizer = torch.optim.SGD(client.parameters(), lr=0.05)
-    client.train()
-    values = []
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss = client.loss(client.net(inputs).clamp(0, 1), *targets)
-        loss.backward()
-        optimizer.step()
-        values.append(float(loss))
-    return values
+    """`steps` steps of `lightning.Trainer.fit` on the same batch; the losses before each step."""
+    data = torch.utils.data.DataLoader([(inputs, *targets)] * steps, batch_size=None)
+    trainer = lightning.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(client, data)
+    assert client.training, "Lightning trains the client in train mode"
+    return client.seen
 
 
 def check_frozen(client: Restorer, before: dict[str, torch.Tensor]) -> None:
