@@ -19,6 +19,7 @@ Written once here: `from_pretrained` / `save_pretrained` / `push_to_hub`, precis
 
 from __future__ import annotations
 
+import itertools
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -180,7 +181,7 @@ class Metric(WeightsIO, nn.Module, metaclass=ABCMeta):
     @property
     def device(self) -> torch.device:
         """Where the metric's tensors are (the CPU for a metric that has none)."""
-        tensor = next(iter([*self.parameters(), *self.buffers()]), None)
+        tensor = next(itertools.chain(self.parameters(), self.buffers()), None)
         return tensor.device if tensor is not None else torch.device("cpu")
 
     @property
