@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from .metric import Metric
     from .metric_output import MetricOutput
     from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
+    from .metrics.dreamsim import DreamSim, DreamSimConfig, DreamSimOutput
     from .metrics.mst_clipiqa import MSTCLIPIQA, MSTCLIPIQAConfig, MSTCLIPIQAOutput
     from .reference_cache import ReferenceCache
 
@@ -74,6 +75,9 @@ _LAZY = {
     "DSSSQA": ".metrics.dss_sqa",
     "DSSSQAConfig": ".metrics.dss_sqa.config",
     "DSSSQAOutput": ".metrics.dss_sqa",
+    "DreamSim": ".metrics.dreamsim",
+    "DreamSimConfig": ".metrics.dreamsim.config",
+    "DreamSimOutput": ".metrics.dreamsim.output",
     "MSTCLIPIQA": ".metrics.mst_clipiqa",
     "MSTCLIPIQAConfig": ".metrics.mst_clipiqa.config",
     "MSTCLIPIQAOutput": ".metrics.mst_clipiqa",
@@ -87,6 +91,9 @@ __all__ = [
     "DSSSQAConfig",
     "DSSSQALoss",
     "DSSSQAOutput",
+    "DreamSim",
+    "DreamSimConfig",
+    "DreamSimOutput",
     "Explanation",
     "HubWeights",
     "ImageLoadError",

@@ -64,6 +64,8 @@ class MetricInfo:
             penalty weight): keywords of the loss adapters, checked there by name and type.
         pyiqa_presets: the pyiqa metric names this entry is offered under, each with the
             scoring options it fixes (e.g. a softer setting of one option); empty = its own name, no options.
+        package_default: the metric used when none is named (`default_metric`); only a
+            built-in entry's counts (a plug-in cannot change what a bare command scores).
     """
 
     name: str
@@ -83,6 +85,7 @@ class MetricInfo:
     tiny: str | None = None
     loss_options: tuple[MetricOption, ...] = ()
     pyiqa_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    package_default: bool = False
 
     def check_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """`given` scoring options checked against `scoring_options` (`None` values = not given).
@@ -146,6 +149,7 @@ class MetricInfo:
 
 
 _REGISTRY: dict[str, MetricInfo] = {}
+_BUILT_IN: list[str] = []  # names registered by this package's own entry points
 
 
 def register_metric(info: MetricInfo, *, replace: bool = False) -> MetricInfo:
@@ -175,6 +179,7 @@ def reload_metrics() -> list[MetricInfo]:
     """
     global _LOADED
     _REGISTRY.clear()
+    _BUILT_IN.clear()
     _LOADED = False
     importlib.invalidate_caches()  # a folder added to sys.path since may hold new distributions
     return list_metrics()
@@ -187,8 +192,12 @@ def list_metrics() -> list[MetricInfo]:
 
 
 def default_metric() -> str:
-    """The metric a command or call uses when none is named: the first built-in entry point."""
-    return list_metrics()[0].name
+    """The metric a command or call uses when none is named: the built-in entry marked
+    `package_default` (setuptools writes entry points in name order, so their order cannot say it)."""
+    metrics = list_metrics()
+    built_in = [info for info in metrics if info.name in _BUILT_IN]
+    marked = [info for info in built_in if info.package_default]
+    return (marked or built_in or metrics)[0].name
 
 
 def metric_info(name: str) -> MetricInfo:
@@ -229,7 +238,7 @@ def _load_entry_points() -> None:
         return
     _LOADED = True
     every = list(entry_points(group=ENTRY_POINT_GROUP))
-    ours = [ep for ep in every if _distribution(ep) == DISTRIBUTION]  # file order: the default metric first
+    ours = [ep for ep in every if _distribution(ep) == DISTRIBUTION]
     others = sorted(
         (ep for ep in every if _distribution(ep) != DISTRIBUTION), key=lambda ep: (_distribution(ep), ep.name)
     )
@@ -248,6 +257,8 @@ def _load_entry_points() -> None:
                 message = f"registers {info.name!r}, a name already taken by another metric"
             else:
                 _REGISTRY[info.name] = info
+                if _distribution(entry) == DISTRIBUTION:
+                    _BUILT_IN.append(info.name)
                 continue
             warnings.warn(f"metric plug-in {entry.name!r} from {where} {message}; skipped", PluginWarning, 2)
 

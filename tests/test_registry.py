@@ -38,7 +38,7 @@ def trained_brightness(bias: float = 0.75) -> torch.nn.Module:
 
 def test_a_plugin_metric_goes_through_the_shared_weights_io_and_scoring_loop(toys, tmp_path):
     names = [m.name for m in list_metrics()]
-    assert names[0] == "dss_sqa" and names.index("toy_brightness") > names.index("mst_clipiqa"), "built-ins first"
+    assert names.index("toy_brightness") > max(names.index("mst_clipiqa"), names.index("dss_sqa")), "built-ins first"
     folder = trained_brightness().save_pretrained(tmp_path / "toy")
 
     config = json.loads((folder / "config.json").read_text())
@@ -94,7 +94,7 @@ def test_a_metric_registered_at_run_time(toys, tmp_path):
 def test_registry_entries_and_errors():
     entry = {m.name: m for m in list_metrics()}["dss_sqa"]
     assert (entry.kind, entry.higher_is_better, entry.score_range) == ("FR", True, (0.0, 5.0))
-    with pytest.raises(InvalidOptionError, match="unknown metric 'nope'; choose one of dss_sqa"):
+    with pytest.raises(InvalidOptionError, match="unknown metric 'nope'; choose one of .*dss_sqa"):
         create_metric("nope")
     with pytest.raises(InvalidOptionError, match="already registered"):
         register_metric(entry)
@@ -107,3 +107,17 @@ def test_create_metric_gives_the_dss_sqa_model(tiny_dir, tiny_model, photo):
     assert metric.predict(photo, dist).score.item() == pytest.approx(
         tiny_model.predict(photo, dist).score.item(), abs=1e-6
     )
+
+
+def test_the_default_metric_is_the_marked_built_in_whatever_the_names_sort_to(toys):
+    # setuptools writes entry points in name order: "dreamsim" sorts before "dss_sqa", and a
+    # default taken from that order silently changed what `semantic-iqa score a b` scored.
+    names = [m.name for m in list_metrics()]
+    assert names.index("dreamsim") < names.index("dss_sqa")
+    assert semantic_iqa.default_metric() == "dss_sqa"
+    # A metric registered from outside cannot make itself the default.
+    register_metric(replace(metric_info("toy_brightness"), name="toy_default", package_default=True))
+    try:
+        assert semantic_iqa.default_metric() == "dss_sqa"
+    finally:
+        unregister_metric("toy_default")

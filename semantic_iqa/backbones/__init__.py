@@ -28,7 +28,7 @@ from .base import (
     weights_file,
 )
 from .text import CLIPTextEncoder, load_clip_tokenizer
-from .vision import ProjectedCLIPEncoder, SemanticEncoder, StructureEncoder
+from .vision import ProjectedCLIPEncoder, SemanticEncoder, StructureEncoder, TimmOutputEncoder
 
 __all__ = [
     "CLIP_CONTEXT_LENGTH",
@@ -38,6 +38,7 @@ __all__ = [
     "ProjectedCLIPEncoder",
     "SemanticEncoder",
     "StructureEncoder",
+    "TimmOutputEncoder",
     "clip_keys_for_installed",
     "load_clip_tokenizer",
     "load_transformers_checked",

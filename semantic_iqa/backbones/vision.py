@@ -1,4 +1,4 @@
-"""Image encoders: timm DINOv3 (CLS), CLIP vision (pooled, and projected `image_embeds`)."""
+"""Image encoders: timm DINOv3 (CLS), a timm model's own output, CLIP vision (pooled, and projected `image_embeds`)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,22 @@ class StructureEncoder(FrozenEncoder):
     def save(self, folder: Path) -> None:
         """Write the timm folder format that `from_folder` and timm's `local-dir:` read."""
         timm.models.save_for_hf(self.model, str(folder), model_args=self.model_args, safe_serialization=True)
+
+
+class TimmOutputEncoder(StructureEncoder):
+    """A timm model's own output (`model(pixels)`): normalised [B, 3, S, S] -> [B, D].
+
+    What the output is, is set by the model's arguments, stored with it (`model_args`): for
+    a ViT, `global_pool="token"` gives the CLS token, `final_norm=False` takes it before the
+    final norm, and `num_classes` > 0 adds a linear projection (e.g. CLIP's).
+    """
+
+    def __init__(self, model: nn.Module, model_args: dict[str, Any] | None = None) -> None:
+        super().__init__(model, model_args)
+        self.feature_dim = int(getattr(model, "num_classes", 0) or model.num_features)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels)
 
 
 class SemanticEncoder(FrozenEncoder):

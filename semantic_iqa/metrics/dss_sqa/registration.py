@@ -27,6 +27,7 @@ DSS_SQA = MetricInfo(
         "(3) point weights= (Python), --weights (CLI) or $SEMANTIC_IQA_WEIGHTS at a weights folder or Hub repo id"
     ),
     inputs=("ref", "dist"),
+    package_default=True,  # what `semantic-iqa score a.png b.png` and `semantic_iqa.score(a, b)` use
     tiny="semantic_iqa.metrics.dss_sqa.tiny:build_tiny",
     scoring_options=(
         MetricOption(
