@@ -6,12 +6,15 @@
 `lovif_<split>_scatter.png` (prediction against MOS, one panel per metric),
 `bapps_2afc.png` (2AFC per subset: our rows solid, published figures hatched beside them,
 a dashed 50 % chance line and the human ceiling), `throughput.png` (pairs/s against batch
-size, log scales, median with interquartile error bars) and `agiqa_scatter.png`. One
-function per figure (`plot_lovif_scatter`, `plot_bapps_2afc`, `plot_throughput`,
-`plot_agiqa_scatter`) returns the matplotlib Figure without saving it.
+size, log scales, median with interquartile error bars), `nights_2afc.png` (NIGHTS 2AFC per
+split, the published DreamSim figures hatched beside; `benchmarks/plot_nights.py`) and
+`agiqa_scatter.png`. One function per figure (`plot_lovif_scatter`, `plot_bapps_2afc`,
+`plot_throughput`, `plot_nights_2afc`, `plot_agiqa_scatter`) returns the matplotlib Figure
+without saving it.
 
-Any figure that shows a row computed with random weights (a `make-tiny` DSS-SQA, or
-`--random-baselines`) says so in its title: "RANDOM WEIGHTS — plumbing check, not a result".
+Any figure that shows a row computed with random weights (a `make-tiny` DSS-SQA or DreamSim,
+or `--random-baselines`) says so in its title: "RANDOM WEIGHTS — plumbing check, not a result"
+(`benchmarks/plot_style.py`, shared by every figure).
 
 Only matplotlib's Agg canvas is used (no pyplot, no global backend switch). Figures are
 8 in wide, saved at 150 dpi (1200 px): legible when a page shows them ~800 px wide.
@@ -20,112 +23,39 @@ Only matplotlib's Agg canvas is used (no pyplot, no global backend switch). Figu
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import matplotlib
-import numpy as np
 from matplotlib import ticker
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.plot_nights import plot_nights_2afc  # noqa: E402
+from benchmarks.plot_speed import plot_throughput  # noqa: E402
+from benchmarks.plot_style import (  # noqa: E402, F401  (the names figures and tests use, here as before)
+    CHANCE_2AFC,
+    DPI,
+    RANDOM_TITLE,
+    STYLE,
+    WIDTH_IN,
+    _figure,
+    _plain,
+    _style,
+    _title,
+    is_random,
+    log_ticks,
+    metric_labels,
+    published,
+    random_metrics,
+)
 
-RANDOM_TITLE = "RANDOM WEIGHTS — plumbing check, not a result"
-WIDTH_IN = 8.0
-DPI = 150
-CHANCE_2AFC = 50.0  # %: a metric that guesses agrees with half of the judgements
 # The keys of run.py's BAPPS results (kept here so that drawing needs no torch import).
 BAPPS_SUBSETS = ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")
 OVERALL = "overall (mean of subsets)"
 MEAN_GROUP = "mean of six"
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 8,
-    "figure.titlesize": 10,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
-
-
-# -- helpers -------------------------------------------------------------------------------
-def is_random(entry: dict) -> bool:
-    """A row's random-weights flag; results files from before the flag carry it in the note only."""
-    if "random_weights" in entry:
-        return bool(entry["random_weights"])
-    return "RANDOM" in str(entry.get("note", "")).upper()
-
-
-def random_metrics(results: dict) -> set[str]:
-    """Names of the metric rows computed with random weights."""
-    return {m["name"] for m in results.get("metrics", []) if is_random(m)}
-
-
-def metric_labels(results: dict) -> dict[str, str]:
-    """Row name -> label naming the implementation and its version, e.g. 'SSIM (piq 0.8.0)'."""
-    return {m["name"]: m.get("label", m["name"]) for m in results.get("metrics", [])}
-
-
-def published(results: dict) -> dict:
-    """The published figures carried by results.json; older files lack them: take run.py's."""
-    if "published" in results:
-        return results["published"]
-    from benchmarks import run  # heavier (torch); only for results files written before the field
-
-    return run.published()
-
-
-@contextlib.contextmanager
-def _style() -> Iterator[None]:
-    with matplotlib.rc_context(STYLE):
-        yield
-
-
-def _figure(height_in: float) -> Figure:
-    figure = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _title(figure: Figure, title: str, random: bool) -> None:
-    if random:
-        figure.suptitle(f"{RANDOM_TITLE}\n{title}", color="firebrick", fontweight="bold")
-    else:
-        figure.suptitle(title)
-
-
-def _plain(value: float) -> str:
-    """1-2-5 tick values without exponents: 0.05, 0.2, 1, 20, 1,000."""
-    text = f"{value:,.6f}".rstrip("0").rstrip(".")
-    return text if text not in ("", "0", "-0") else f"{value:.1e}"
-
-
-def log_ticks(low: float, high: float, most: int = 8) -> list[float]:
-    """Major ticks for a log axis over [low, high]: 1-2-5 steps, thinned to decades (then every
-    other decade ...) when there would be more than `most`; plain linear steps for a narrow range."""
-    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    for steps in ((1, 2, 5), (1,)):
-        ticks = [m * 10.0**e for e in range(first, last + 1) for m in steps]
-        ticks = [t for t in ticks if low <= t <= high]
-        if len(ticks) <= most:
-            break
-    stride = 1
-    while len(ticks[::stride]) > most:
-        stride += 1
-    ticks = ticks[::stride]
-    if len(ticks) < 2:  # less than a 1-2-5 step across the range: nice linear values inside it
-        ticks = [t for t in ticker.MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)]
-        ticks = [float(t) for t in ticks if low <= t <= high and t > 0]
-    return ticks
 
 
 # -- LoViF ---------------------------------------------------------------------------------
@@ -262,74 +192,6 @@ def _published_values(entry: dict) -> dict:
     return values
 
 
-# -- speed ---------------------------------------------------------------------------------
-def plot_throughput(results: dict) -> Figure:
-    """Pairs/s against batch size per metric (log-log), median with interquartile error bars."""
-    rows = results["speed"]
-    labels = metric_labels(results)
-    random = random_metrics(results)
-    names = list(dict.fromkeys(r["metric"] for r in rows))
-    row_random = {
-        r["metric"]: r.get("random_weights", r["metric"] in random or r["metric"].split(",")[0] in random) for r in rows
-    }
-    lows, highs = [], []
-    with _style():
-        figure = _figure(5.0)
-        axis = figure.subplots()
-        axis.set_xscale("log", base=2)
-        axis.set_yscale("log")
-        for index, name in enumerate(names):
-            points = sorted((r for r in rows if r["metric"] == name), key=lambda r: r["batch"])
-            batch = np.array([r["batch"] for r in points], dtype=float)
-            median = np.array([r["pairs_per_s"] for r in points])
-            low = np.array([r.get("pairs_per_s_q1", r["pairs_per_s"]) for r in points])
-            high = np.array([r.get("pairs_per_s_q3", r["pairs_per_s"]) for r in points])
-            flag = " [random weights]" if row_random[name] else ""
-            axis.errorbar(
-                batch,
-                median,
-                yerr=np.vstack([median - low, high - median]),
-                marker="o",
-                ms=4,
-                lw=1.4,
-                capsize=3,
-                color=f"C{index % 10}",
-                label=f"{labels.get(name, name)}{flag}",
-            )
-            lows.append(low.min())
-            highs.append(high.max())
-        low, high = min(lows) / 1.5, max(highs) * 1.5
-        axis.set_ylim(low, high)
-        axis.yaxis.set_major_locator(ticker.FixedLocator(log_ticks(low, high)))
-        axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _plain(v)))
-        axis.yaxis.set_minor_locator(ticker.LogLocator(subs="auto"))
-        axis.yaxis.set_minor_formatter(ticker.NullFormatter())
-        batches = sorted({r["batch"] for r in rows})
-        axis.set_xlim(batches[0] / 1.4, batches[-1] * 1.4)
-        axis.xaxis.set_major_locator(ticker.FixedLocator(batches))
-        axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        axis.xaxis.set_minor_locator(ticker.NullLocator())
-        axis.grid(which="major", alpha=0.3)
-        axis.set_xlabel("batch size (pairs per call, log scale)")
-        axis.set_ylabel("throughput (pairs/s, log scale)")
-        figure.legend(loc="outside lower center", ncols=2, frameon=False)
-        environment = results.get("environment", {})
-        device = environment.get("device", "")
-        device = device if len(device) <= 60 else device[:57] + "..."
-        if environment.get("threads") and device.startswith("cpu"):
-            device += f", {environment['threads']} thread{'s' if environment['threads'] > 1 else ''}"
-        size = rows[0].get("size", 224)
-        samples = sorted({r["samples"] for r in rows if "samples" in r})
-        counted = f"{samples[0]}" if len(samples) == 1 else f"{samples[0]}–{samples[-1]}" if samples else ""
-        spread = (
-            f"median of {counted} timing rounds, bars: interquartile range"
-            if samples
-            else "median (no spread recorded)"
-        )
-        _title(figure, f"Throughput on {device}, random {size}×{size} px pairs\n{spread}", any(row_random.values()))
-    return figure
-
-
 # -- AGIQA ---------------------------------------------------------------------------------
 def plot_agiqa_scatter(results: dict) -> Figure:
     """MST-CLIPIQA's prediction against each AGIQA-3K label column."""
@@ -359,6 +221,8 @@ def plot_all(results: dict, out: Path) -> list[Path]:
             figures.append((f"lovif_{split}_scatter.png", plot_lovif_scatter(results, split)))
     if any(results.get("bapps", {}).values()):
         figures.append(("bapps_2afc.png", plot_bapps_2afc(results)))
+    if results.get("nights", {}).get("scores"):
+        figures.append(("nights_2afc.png", plot_nights_2afc(results)))
     if results.get("speed"):
         figures.append(("throughput.png", plot_throughput(results)))
     if results.get("agiqa"):
