@@ -42,14 +42,14 @@ from .lazy import lazy_attributes
 from .registry import HubWeights, MetricInfo, create_metric, default_metric, list_metrics, metric_info, register_metric
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` below imports these
-    from .api import ItemScore, PairScore, clear_model_cache, load_metric, load_model, score, score_details
+    from .api import ItemScore, PairScore, clear_model_cache, embed, load_metric, load_model, score, score_details
     from .explanation import Explanation, explain
     from .integrations.loss import DSSSQALoss, NoReferenceQualityLoss, QualityLoss
     from .integrations.torchmetrics import FullReferenceQualityMetric, NoReferenceQualityMetric
     from .metric import Metric
     from .metric_output import MetricOutput
-    from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
     from .metrics.dreamsim import DreamSim, DreamSimConfig, DreamSimOutput
+    from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
     from .metrics.mst_clipiqa import MSTCLIPIQA, MSTCLIPIQAConfig, MSTCLIPIQAOutput
     from .reference_cache import ReferenceCache
 
@@ -59,6 +59,7 @@ _LAZY = {
     "ItemScore": ".api",
     "PairScore": ".api",
     "clear_model_cache": ".api",
+    "embed": ".api",
     "load_metric": ".api",
     "load_model": ".api",
     "score": ".api",
@@ -129,6 +130,7 @@ __all__ = [
     "clear_model_cache",
     "create_metric",
     "default_metric",
+    "embed",
     "explain",
     "list_metrics",
     "load_metric",

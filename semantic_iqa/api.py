@@ -4,6 +4,7 @@
     semantic_iqa.score(ref, dist, metric=NAME, OPTION=...)   # any metric, with its scoring options
     semantic_iqa.score(images, metric=NAME)                  # a no-reference metric
     semantic_iqa.score(image, metric=NAME, prompt="...")     # one whose inputs include a prompt
+    semantic_iqa.embed(images, metric=NAME)                  # [N, D] embeddings (metrics declaring them)
 
 The images are given in the order of the metric's declared inputs (`MetricInfo.inputs`), or
 by their names (`score(ref=..., dist=...)`). Options are the entry's `scoring_options`, checked
@@ -193,6 +194,27 @@ def score_details(
         check_record(info.name, info.result_fields, record)
         details.append(ItemScore(info.name, **{name: record.get(name) for name in names}))
     return details[0] if is_single_image(columns[0]) else details
+
+
+def embed(
+    images: Images,
+    *,
+    metric: str | None = None,
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int = 16,
+    progress: bool = False,
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """Embeddings [N, D] (float32, CPU) of images (one or a list, of any accepted kind) by `metric`.
+
+    For metrics whose entry declares `embeddings` (`metric_info(metric).embeddings` says what a
+    row is); `InvalidOptionError` for another, before any model is loaded. Arguments as for `score`.
+    """
+    info = metric_info(metric if metric is not None else default_metric())
+    info.require_embeddings("embed")
+    model = load_metric(info.name, weights, device, precision)
+    return model.embed(images, batch_size=batch_size, progress=progress)
 
 
 def _prepare(

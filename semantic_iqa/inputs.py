@@ -91,6 +91,15 @@ def check_same_length(ref: Sequence[object], dist: Sequence[object]) -> None:
         )
 
 
+def image_columns(names: Sequence[str], values: Sequence[Images]) -> dict[str, list[ImageLike]]:
+    """Validate per-role image arguments (one image, a list, or a batch each) into equal-length columns."""
+    columns = {name: as_image_list(value, name) for name, value in zip(names, values, strict=True)}
+    first, *others = columns.values()
+    for other in others:
+        check_same_length(first, other)
+    return columns
+
+
 def load_padded(item: ImageLike, size: int) -> torch.Tensor:
     """One validated image -> resize-padded [3, size, size] float tensor in [0, 1].
 

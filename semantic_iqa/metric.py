@@ -11,17 +11,18 @@ below, which the shared layers call and never look behind (in the manner of hugg
   (a `MetricOutput` for a batch of decoded images, no gradients);
 - gradients: `differentiable_score` (explanation maps, adapters) and `training_loss` (losses);
 - optional: `make_reference_cache` (reference features kept by content), `working_size`
-  (the size the metric resamples an image to, for maps). A tiny random model, if the metric
-  has one, is named by its registry entry (`MetricInfo.tiny`).
+  (the size the metric resamples an image to, for maps), `embed_batch` (image embeddings, for
+  a metric whose entry declares `embeddings`) and `score_and_embed` (both from one pass). A tiny
+  random model, if the metric has one, is named by its registry entry (`MetricInfo.tiny`).
 
-Written once here: `from_pretrained` / `save_pretrained` / `push_to_hub`, precision, `predict`.
+Written once here: `from_pretrained` / `save_pretrained` / `push_to_hub`, precision, `predict`, `embed`.
 """
 
 from __future__ import annotations
 
 import itertools
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,12 +31,12 @@ from torch import nn
 
 from .backbones import FrozenEncoder
 from .config import BackboneSpec
-from .errors import InvalidInputError, InvalidOptionError, UnknownOptionError
-from .inputs import ImageLike, Images, as_image_list, check_same_length
+from .errors import InvalidInputError, InvalidOptionError, MetricContractError, UnknownOptionError
+from .inputs import ImageLike, Images, image_columns  # image_columns: re-exported (its old home)
 from .metric_output import MetricOutput
 from .metric_weights import WeightsIO
 from .registry import MetricInfo, metric_info
-from .scoring import iterate_batches
+from .scoring import Batch, iterate_batches
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -172,6 +173,18 @@ class Metric(WeightsIO, nn.Module, metaclass=ABCMeta):
         explanation maps are computed at that size. Default: the image's own size."""
         return width, height
 
+    def embed_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, D] float embeddings of images [B, 3, S, S] from `image_transform` (entries declaring `embeddings`)."""
+        self.info.require_embeddings(f"{type(self).__name__}.embed_batch")
+        raise MetricContractError(f"{self.name} declares embeddings but {type(self).__name__} has no embed_batch")
+
+    def score_and_embed(
+        self, images: dict[str, torch.Tensor], extras: dict[str, list[Any]], **options: Any
+    ) -> tuple[MetricOutput, dict[str, torch.Tensor]]:
+        """`score_batch`'s output, and `embed_batch` of each image role; override to encode each image once."""
+        output = self.score_batch(images, extras, **options)
+        return output, {role: self.embed_batch(pixels) for role, pixels in images.items()}
+
     # -- shared ---------------------------------------------------------------------------
     @property
     def info(self) -> MetricInfo:
@@ -260,30 +273,27 @@ class Metric(WeightsIO, nn.Module, metaclass=ABCMeta):
         A decoding error is raised, naming the image (use the scoring loop directly to
         collect errors instead, as `semantic-iqa score-dir` does).
         """
+        batches = self._batches(images, extras, batch_size, workers, progress)
+        return [self.score_batch(batch.images, batch.extras, **options) for batch in batches]
+
+    @torch.inference_mode()
+    def embed(self, images: Images, *, batch_size: int = 16, workers: int = 0, progress: bool = False) -> torch.Tensor:
+        """Embeddings [N, D] (float32, CPU) of images of any accepted kind; what a row is: the entry's `embeddings`.
+
+        `InvalidOptionError` for a metric that declares none, before any image is read."""
+        self.info.require_embeddings(f"{self.name}.embed")
+        batches = self._batches(image_columns(("image",), (images,)), None, batch_size, workers, progress)
+        return torch.cat([self.embed_batch(batch.images["image"]) for batch in batches]).float().cpu()
+
+    def _batches(
+        self, images: dict[str, Sequence[Any]], extras: Any, batch_size: int, workers: int, progress: bool
+    ) -> Iterator[Batch]:
+        """Decoded batches of the columns through the one batch loop; a decoding error is raised, naming the image."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidOptionError(f"batch_size must be a positive integer, got {batch_size!r}")
-        outputs = []
-        columns = {**images, **(extras or {})}
-        for batch in iterate_batches(
-            columns,
-            list(images),
-            self.image_transform(),
-            batch_size=batch_size,
-            workers=workers,
-            device=self.device,
-            progress=progress,
-            unit="pair" if len(images) == 2 else "image",
-        ):
+        columns, unit = {**images, **(extras or {})}, "pair" if len(images) == 2 else "image"
+        settings = {"batch_size": batch_size, "workers": workers, "device": self.device, "progress": progress}
+        for batch in iterate_batches(columns, list(images), self.image_transform(), unit=unit, **settings):
             if batch.failures:
                 raise batch.failures[0][1]
-            outputs.append(self.score_batch(batch.images, batch.extras, **options))
-        return outputs
-
-
-def image_columns(names: Sequence[str], values: Sequence[Any]) -> dict[str, list[ImageLike]]:
-    """Validate per-role image arguments (one image, a list, or a batch each) into equal-length columns."""
-    columns = {name: as_image_list(value, name) for name, value in zip(names, values, strict=True)}
-    first, *others = columns.values()
-    for other in others:
-        check_same_length(first, other)
-    return columns
+            yield batch

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import BackboneSpec
-from .errors import NoPublishedWeightsError, WeightsError, WeightsNotFoundError
+from .errors import InvalidOptionError, NoPublishedWeightsError, WeightsError, WeightsNotFoundError
 from .hub import fetch_weights, locate_weights, no_published_weights_message, snapshot, snapshot_backbone
 from .registry import MetricInfo, metric_info
 from .weights import FolderContents, checked_file, read_folder
@@ -88,7 +88,7 @@ def describe(name_or_path: str | None = None, revision: str | None = None, info:
     else:
         lines = [f"weights {label}: local folder, {_size(folder)}"]
     contents = read_folder(folder)
-    lines[0] += f" ({contents.metric})"
+    lines[0] += f" ({_what(contents.metric)})"
     for entry in [*contents.head_files, *contents.backbone_files]:
         try:
             checked_file(folder, entry)
@@ -104,6 +104,16 @@ def describe(name_or_path: str | None = None, revision: str | None = None, info:
         where = f"cached, commit {cached.name}, {_size(cached)}" if cached else "NOT cached"
         lines.append(f"{role} backbone {spec.repo_id}@{spec.revision or 'main'}: {where}")
     return lines
+
+
+def _what(metric: str) -> str:
+    """The metric and its direction ("NAME: full reference, lower is better"); the name alone if not registered."""
+    try:
+        info = metric_info(metric)
+    except InvalidOptionError:  # a plug-in not installed here: the folder still tells its files
+        return metric
+    kind = "full reference" if info.kind == "FR" else "no reference"
+    return f"{metric}: {kind}, {'higher' if info.higher_is_better else 'lower'} is better"
 
 
 def _cached(repo_id: str, revision: str | None) -> Path | None:

@@ -66,6 +66,10 @@ class MetricInfo:
             scoring options it fixes (e.g. a softer setting of one option); empty = its own name, no options.
         package_default: the metric used when none is named (`default_metric`); only a
             built-in entry's counts (a plug-in cannot change what a bare command scores).
+        embeddings: what the metric's image embedding is, for people (e.g. how a distance is
+            read off two of them); `None` = it gives none. A metric that declares one has the
+            `Metric.embed_batch` hook: `Metric.embed`, `semantic_iqa.embed` and `score-dir
+            --embeddings` come from it.
     """
 
     name: str
@@ -86,6 +90,7 @@ class MetricInfo:
     loss_options: tuple[MetricOption, ...] = ()
     pyiqa_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     package_default: bool = False
+    embeddings: str | None = None
 
     def check_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """`given` scoring options checked against `scoring_options` (`None` values = not given).
@@ -95,6 +100,12 @@ class MetricInfo:
         """
         others = {option.name: info.name for info in list_metrics() for option in info.scoring_options}
         return check_options(self.name, self.scoring_options, given, others)
+
+    def require_embeddings(self, what: str = "embeddings") -> None:
+        """`InvalidOptionError` unless this metric gives image embeddings, naming those that do (`what`: the ask)."""
+        if not self.embeddings:
+            others = ", ".join(info.name for info in list_metrics() if info.embeddings) or "none installed"
+            raise InvalidOptionError(f"{what}: {self.name} gives no image embeddings (metrics that do: {others})")
 
     def option(self, name: str) -> MetricOption | None:
         """The scoring option called `name`, or `None`."""

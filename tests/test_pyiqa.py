@@ -54,7 +54,7 @@ def test_arch_names_are_not_pyiqa_builtins():
         assert f"class {name}" not in builtin_sources and f"'{name}'" not in builtin_sources, name
     configs = pyiqa.default_model_configs.DEFAULT_CONFIGS
     ours = {name for name, config in configs.items() if config["metric_opts"]["type"] in ARCH_NAMES}
-    assert ours == {"dss_sqa", "dss_sqa_soft", "mst_clipiqa"}
+    assert ours == {"dss_sqa", "dss_sqa_soft", "mst_clipiqa", "dreamsim"}
 
 
 def test_no_reference_in_pyiqa_equals_create_metric_at_several_sizes(mst_dir):

@@ -121,10 +121,12 @@ def test_worst_first_follows_the_metrics_direction(tmp_path, tiny_model, figures
     assert settings(page)["scores"].endswith(direction)
     assert figures[0].axes[0].get_xlabel() == f"DSS-SQA score ({direction})"
     end = "lowest" if higher_is_better else "highest"
+    # Red = the region made the score worse: lowered it, or raised it for a lower-is-better metric.
+    worse, improve, improved = ("lowered", "raise", "raised") if higher_is_better else ("raised", "lower", "lowered")
     assert (
         f"<h2>{end.capitalize()} scores, and where the score was lost</h2><p class='muted'>The 2 {end}-scoring of "
-        f"4 items ({direction}), worst first. Red in a map: the region lowered the score (restoring it would raise "
-        "it); blue: it raised the score. Maps are computed through the metric itself (see the explain docs).</p>"
+        f"4 items ({direction}), worst first. Red in a map: the region {worse} the score (restoring it would {improve} "
+        f"it); blue: it {improved} the score. Maps are computed through the metric itself (see the explain docs).</p>"
         "<div class='item'><p><b>" + ("worst_vetoed" if higher_is_better else "best_vetoed")
     ) in page
     assert page.count("</div><div class='item'>") == 1  # the two items, one after the other

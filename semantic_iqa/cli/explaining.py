@@ -17,7 +17,8 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         parents=[model_options],
         help="draw where the score was lost: REF DIST (full reference) or IMAGE (no reference) -> figure + .npy",
         description="Map where the metric's score was lost, computed through the metric itself. "
-        "Positive (red) = the region lowered the score. Writes the figure (ref | dist | map) and the raw map "
+        "Positive (red) = the region made the score worse (lowered it; raised it, for a lower-is-better metric "
+        "such as a distance). Writes the figure (ref | dist | map) and the raw map "
         "(OUT with .npy: float32 [H, W], score points per pixel).",
     )
     explain.add_argument("images", nargs="+", help="REF DIST for a full-reference metric; IMAGE for a no-reference one")

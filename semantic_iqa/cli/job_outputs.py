@@ -30,6 +30,13 @@ def check_job_outputs(args: argparse.Namespace, inputs: JobInputs) -> None:
         _check_json(Path(args.json), args, guarded)
     if args.report:
         _check_report(Path(args.report), args, guarded)
+    if getattr(args, "embeddings", None):
+        from ..jobs.embeddings import check_embeddings_output
+
+        taken = (args.json if args.json != "-" else None, args.report)
+        check_embeddings_output(
+            args.embeddings, args.out, guarded, resume=args.resume, overwrite=args.overwrite, taken=taken
+        )
 
 
 def _check_json(path: Path, args: argparse.Namespace, inputs: JobInputs) -> None:
@@ -77,7 +84,8 @@ def resume_command(args: argparse.Namespace) -> str:
     defaults = {"metric": default_metric(), "device": "auto", "precision": "fp32", "engine": "local", "log_every": 30.0}
     defaults.update(batch_size=16, workers=DEFAULT_WORKERS, report_worst=8, report_method="auto")
     names = ("manifest", "out", "metric", "weights", "prompts", "device", "precision", "batch_size", "workers")
-    for name in (*names, "engine", "ray_address", "log_every", "json", "report", "report_worst", "report_method"):
+    names += ("engine", "ray_address", "log_every", "json", "report", "report_worst", "report_method", "embeddings")
+    for name in names:
         value = getattr(args, name)
         if value is not None and value != defaults.get(name):
             argv += ["--" + name.replace("_", "-"), str(value)]

@@ -130,6 +130,7 @@ def _details(info: MetricInfo) -> list[str]:
         choices = f" {{{', '.join(map(str, option.choices))}}}" if option.choices else ""
         lines.append(f"option {option.flag} ({option.type.__name__}{choices}): {option.help}")
     lines += [f"field {field.name} ({field.type}): {field.meaning}" for field in info.result_fields]
+    lines += [f"embeddings (--embeddings FILE.parquet): {info.embeddings}"] if info.embeddings else []
     fixed = ", ".join(f"{key}={value}" for key, value in info.options.items())
     return lines + ([f"fixed options: {fixed}"] if fixed else [])
 

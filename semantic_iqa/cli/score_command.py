@@ -35,6 +35,12 @@ def prompt_metrics() -> str:
     return f"for metrics whose inputs include a prompt: {', '.join(names) or 'none installed'}"
 
 
+def embedding_metrics() -> str:
+    """Which metrics give image embeddings, for help ("for metrics with image embeddings: ...")."""
+    names = [info.name for info in list_metrics() if info.embeddings]
+    return f"for metrics with image embeddings: {', '.join(names) or 'none installed'}"
+
+
 def image_roles(info: MetricInfo) -> list[str]:
     """The metric's image inputs in call order (`ref`, `dist`; or `image`)."""
     return [role for role in info.inputs if role != "prompt"]

@@ -19,7 +19,7 @@ from . import exit_codes
 from .arg_types import DEFAULT_WORKERS, non_negative_int, positive_int
 from .job_outputs import check_job_outputs, resume_command
 from .metric_flags import add_scoring_flags, scoring_options
-from .score_command import load_metric, prompt_metrics, score_command
+from .score_command import embedding_metrics, load_metric, prompt_metrics, score_command
 
 # The model, the Hub and the job runner (torch and the backbone libraries) are imported in the
 # commands' handlers, not here: building the parser (`semantic-iqa --help`) must stay cheap.
@@ -69,6 +69,12 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         metavar="FILE",
         help="also write the summary (counts, mean score, model, version, time) to FILE; '-' = standard output",
     )
+    score_dir.add_argument(
+        "--embeddings",
+        metavar="FILE.parquet",
+        help=f"also write each unique image's embedding to FILE (one row per image: path, roles, embedding), "
+        f"{embedding_metrics()}; resumed and replaced with --out",
+    )
     score_dir.add_argument("--resume", action="store_true", help="finish an interrupted --out: skip rows already done")
     score_dir.add_argument(
         "--overwrite", action="store_true", help="replace an existing --out (and --json, --report); never an input"
@@ -84,7 +90,8 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         type=non_negative_int,
         default=8,
         metavar="N",
-        help="--report: explain the N lowest-scoring items (default 8; 0 = no maps)",
+        help="--report: explain the N worst-scoring items (the lowest; the highest for a lower-is-better metric; "
+        "default 8; 0 = no maps)",
     )
     score_dir.add_argument(
         "--report-method",
@@ -130,6 +137,8 @@ def _score_dir(args: argparse.Namespace) -> int:
     from ..jobs.items import some
 
     info = metric_info(args.metric)
+    if args.embeddings:  # from the entry alone, before any model or file is touched
+        info.require_embeddings("--embeddings")
     options = scoring_options(info, args)
     if args.ray_address and args.engine != "ray":
         raise InvalidOptionError("--ray-address is for --engine ray")
@@ -166,6 +175,7 @@ def _score_dir(args: argparse.Namespace) -> int:
             revision=revision,
             weights_folder=folder,
             inputs=inputs,
+            embeddings=args.embeddings,
         )
     status = _report(summary, info, args)
     if args.report:  # after the summary line: the job's results are safe before minutes of explaining
@@ -179,7 +189,8 @@ def _write_report(info: MetricInfo, args: argparse.Namespace, summary: dict[str,
     if metric is None:  # the Ray engine scored on its workers: explain with a model here
         metric = load_metric(info.name, args.weights, args.device, args.precision)
     if args.report_worst:
-        print(f"report: explaining the {args.report_worst} lowest-scoring item(s)", file=sys.stderr, flush=True)
+        worst = "lowest" if info.higher_is_better else "highest"  # the worst, by the metric's direction
+        print(f"report: explaining the {args.report_worst} {worst}-scoring item(s)", file=sys.stderr, flush=True)
     path = write_report(
         args.report, args.out, info, metric, summary, worst=args.report_worst, method=args.report_method
     )
@@ -208,6 +219,7 @@ def _run_ray(info: MetricInfo, args: argparse.Namespace, options: dict[str, Any]
         batch_size=args.batch_size,
         precision=args.precision,
         log_every_s=args.log_every,
+        embeddings=args.embeddings,
     )
     # The engine saw only the paired items; the folders' unpaired files are the command's to report.
     summary.update(only_in_ref=list(inputs.only_ref), only_in_dist=list(inputs.only_dist))
@@ -228,6 +240,9 @@ def _report(summary: dict[str, Any], info: MetricInfo, args: argparse.Namespace)
             f"({summary['wall_time_s']:.1f} s)",
             file=sys.stderr,
         )
+    if summary.get("embeddings"):
+        vectors = summary["embeddings"]
+        print(f"embeddings of {vectors['images']} image(s) -> {vectors['out']}", file=sys.stderr)
     if args.json == "-":
         print(json.dumps(summary, indent=2), flush=True)
     elif args.json:

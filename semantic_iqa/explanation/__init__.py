@@ -75,7 +75,8 @@ class Explanation:
             scoring options it ran with (those not given at the model's default; an option
             with a value for gradients also as "<option> for gradients") and "resolution",
             the size the metric saw the image at ("224x168").
-        score: the metric's score of the pair (or image), as `score` gives it; higher = better.
+        score: the metric's score of the pair (or image), as `score` gives it (which way is better:
+            the entry's `higher_is_better`).
         details: the rest of the item's record: the metric's declared result fields
             (`MetricInfo.result_fields`). Each is also an attribute (`explanation.<field>`);
             a field another registered metric declares reads as `None`.

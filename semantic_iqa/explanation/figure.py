@@ -41,8 +41,9 @@ def new_figure(width: float, height: float) -> Figure:
 def explanation_figure(explanation: Explanation, panel_inches: float = 3.6) -> Figure:
     """The figure: one panel per image and the map overlaid on the distorted image, with a colour bar.
 
-    Red = the region lowered the score, blue = it raised it; the scale is symmetric about 0,
-    labelled in score points per pixel, and saturates at the 99.5th percentile of |map|.
+    Red = the region made the score worse (lowered it; raised it for a lower-is-better metric), blue =
+    better; the scale is symmetric about 0, labelled in score points per pixel, and saturates at the
+    99.5th percentile of |map|.
     """
     panels = [("reference", explanation.reference)] if explanation.reference is not None else []
     panels.append(("distorted" if explanation.reference is not None else "image", explanation.image))

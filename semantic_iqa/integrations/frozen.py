@@ -139,14 +139,15 @@ def metric_inputs(
     no-reference one, "prompt" as the one text input.
 
     `images` are the scored images ("dist" of a full-reference entry, "image" of a
-    no-reference one); `ref` the references (full reference only). Prompts go to entries whose
-    inputs include "prompt" (the model checks them); any other entry refuses them by name
-    rather than drop or misread them.
+    no-reference one); `ref` the references (full reference only), detached: no gradient reaches
+    them, whichever metric scores them. Prompts go to entries whose inputs include "prompt" (the
+    model checks them); any other entry refuses them by name rather than drop or misread them.
     """
     if info.kind == "FR":
         if ref is None:
             raise InvalidInputError(f"{info.name!r} is a full-reference metric: pass the references too")
-        roles = {"ref": ref, "dist": images}
+        constant = ref.detach() if isinstance(ref, torch.Tensor) else ref  # anything else: the metric's typed error
+        roles = {"ref": constant, "dist": images}
     elif ref is not None:
         raise InvalidInputError(f"{info.name!r} is a no-reference metric: pass the images alone (no reference)")
     else:

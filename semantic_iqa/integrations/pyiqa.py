@@ -84,7 +84,9 @@ class SemanticIQAFullReference(_RegistryArch):
     """
 
     def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        return self.model.differentiable_score({"ref": ref, "dist": dist}, {}, **self.options)
+        # The reference detached: a constant, as documented, whichever metric scores it.
+        constant = ref.detach() if isinstance(ref, torch.Tensor) else ref
+        return self.model.differentiable_score({"ref": constant, "dist": dist}, {}, **self.options)
 
 
 class SemanticIQANoReference(_RegistryArch):

@@ -49,8 +49,12 @@ def batch_records(
     *,
     reference_cache: Any = None,
     check: bool = False,
+    embeddings: dict[str, torch.Tensor] | None = None,
 ) -> list[dict[str, Any]]:
     """The records (`MetricOutput.to_records`) of one decoded batch, scored without gradients.
+
+    With an `embeddings` dict, the metric's `score_and_embed` scores the batch and the dict
+    receives each image role's embeddings ([B, D]), from the same pass.
 
     With `check`, the first record is checked against the metric's declared result fields
     (`contract.check_record`): both engines check their first batch, so that a metric whose
@@ -59,7 +63,11 @@ def batch_records(
     """
     cache = {"reference_cache": reference_cache} if reference_cache is not None else {}
     with torch.inference_mode():
-        output = metric.score_batch(dict(images), dict(extras), **cache, **(options or {}))
+        if embeddings is None:
+            output = metric.score_batch(dict(images), dict(extras), **cache, **(options or {}))
+        else:
+            output, found = metric.score_and_embed(dict(images), dict(extras), **cache, **(options or {}))
+            embeddings.update(found)
     if not callable(getattr(output, "to_records", None)):
         raise MetricContractError(
             f"{info.name}: score_batch returned a {type(output).__name__}, not a semantic_iqa MetricOutput"

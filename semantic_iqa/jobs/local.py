@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,6 +20,7 @@ from ..outputs import check_not_input
 from ..registry import MetricInfo
 from ..scoring import Batch, iterate_batches
 from .columns import batch_records, flatten_record, result_columns
+from .embeddings import JobEmbeddings, check_embeddings_output
 from .items import JobInputs, image_columns
 from .lock import result_lock
 from .planner import JobInterrupted, JobRun, ProgressLog, check_output, plan_run
@@ -46,6 +48,7 @@ def run_job(
     fingerprint: str | None = None,
     inputs: JobInputs | None = None,
     stream: TextIO | None = None,
+    embeddings: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Score `items` with `metric_model` into `out` (.csv or .parquet); returns the `summary`.
 
@@ -62,6 +65,8 @@ def run_job(
         revision: the weights' revision, likewise.
         weights_folder: the folder the metric was loaded from (a cheap fingerprint).
         inputs: the job's inputs, to refuse an `out` inside them.
+        embeddings: also write the embedding of each unique image of the job to this Parquet
+            file (`jobs.embeddings`; metrics declaring `embeddings`), resumed and replaced as `out` is.
 
     Raises:
         JobInterrupted: on Ctrl-C, after the rows so far are saved.
@@ -73,7 +78,13 @@ def run_job(
     stream = stream or sys.stderr
     out, options = Path(out), dict(options or {})
     check_output(out, inputs, resume=resume, overwrite=overwrite)
-    with result_lock(out):  # one writer per result file: a second run is refused, not interleaved
+    if embeddings is not None:
+        info.require_embeddings("--embeddings")
+        check_embeddings_output(embeddings, out, inputs, resume=resume, overwrite=overwrite)
+    with ExitStack() as files:  # closed last in, first out, however the block ends
+        files.enter_context(result_lock(out))  # one writer per result file: a second run is refused
+        if embeddings is not None:
+            files.enter_context(result_lock(embeddings))
         fingerprints = [fingerprint] if fingerprint else model_fingerprints(metric_model, options, weights_folder)
         # The columns first: scoring one blank image checks the metric against its declaration
         # (`MetricContractError`) before the plan, the writer or a file is touched.
@@ -82,14 +93,21 @@ def run_job(
             info, out, fingerprints, items, resume=resume, engine="local", options=options, weights=weights,
             revision=revision, stream=stream, started=started,
         )  # fmt: skip
+        vectors = None
+        if embeddings is not None:  # opened (and checked) before the result is touched
+            vectors = JobEmbeddings(embeddings, info, metric_model, items, fingerprints, run.job, resume=resume,
+                                    stream=stream)  # fmt: skip
+            files.callback(vectors.open().close)
         writer = ResultWriter(out, columns, fingerprints, job=run.job, resume=resume, keep=run.plan.keep)
+        files.callback(writer.close)  # saves what is buffered, also before a `JobInterrupted` propagates
         try:
-            _score_into(run, writer, metric_model, batch_size, workers, progress, log_every_s, stream)
-        except KeyboardInterrupt:  # the `finally` saves what is buffered before this propagates
+            _score_into(run, writer, metric_model, batch_size, workers, progress, log_every_s, stream, vectors)
+            if vectors is not None:
+                vectors.fill(batch_size, workers)
+        except KeyboardInterrupt:
             raise run.interrupted(writer.rows_written) from None
-        finally:
-            writer.close()
-    return run.summary(inputs.only_ref if inputs else (), inputs.only_dist if inputs else ())
+    summary = run.summary(inputs.only_ref if inputs else (), inputs.only_dist if inputs else ())
+    return summary if vectors is None else {**summary, "embeddings": vectors.summary()}
 
 
 def _score_into(
@@ -101,6 +119,7 @@ def _score_into(
     progress: bool | None,
     log_every_s: float,
     stream: TextIO,
+    vectors: JobEmbeddings | None = None,
 ) -> None:
     """Score the run's items to do through the one batch loop, writing and counting each batch's rows."""
     todo, info = run.todo, run.info
@@ -119,7 +138,7 @@ def _score_into(
     )
     options = run.job["options"]
     for batch in batches:
-        rows = _batch_rows(info, batch, todo, metric_model, options)
+        rows = _batch_rows(info, batch, todo, metric_model, options, vectors)
         run.count(rows)
         writer.write(rows)
         if log is not None:
@@ -132,14 +151,19 @@ def _batch_rows(
     todo: list[tuple[Mapping[str, str], str]],
     metric_model: Any,
     options: Mapping[str, Any],
+    vectors: JobEmbeddings | None = None,
 ) -> list[dict[str, Any]]:
     """The result rows of one batch, in input order: scored items and those that could not be decoded.
 
-    Each batch's records are checked against the metric's declared fields (`batch_records`).
+    Each batch's records are checked against the metric's declared fields (`batch_records`);
+    with `vectors`, the same pass gives the images' embeddings, written there.
     """
     rows = {index: {"score": None, "status": " ".join(str(error).split())} for index, error in batch.failures}
     if len(batch):
-        records = batch_records(info, metric_model, batch.images, batch.extras, options, check=True)
+        found: dict[str, Any] | None = {} if vectors is not None else None
+        records = batch_records(info, metric_model, batch.images, batch.extras, options, check=True, embeddings=found)
+        if vectors is not None and found is not None:
+            vectors.add([todo[index][0] for index in batch.indices], found)
         for index, record in zip(batch.indices, records, strict=True):
             rows[index] = {**flatten_record(record, info.result_fields), "status": "ok"}
     for index, row in rows.items():

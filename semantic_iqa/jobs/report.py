@@ -214,10 +214,13 @@ def _worst_section(info: MetricInfo, items: list[str], worst: int, total: int) -
     if worst == 0:
         return ""
     end, better = ("lowest", "higher") if info.higher_is_better else ("highest", "lower")
+    # Red (positive) = the region made the score worse, whichever way that is (docs/explain.md).
+    worse, improve = ("lowered", "raise") if info.higher_is_better else ("raised", "lower")
+    improved = "raised" if info.higher_is_better else "lowered"
     intro = (
         f"<p class='muted'>The {len(items)} {end}-scoring of {total} items ({better} is better), worst first. "
-        "Red in a map: the region lowered the score (restoring it would raise it); blue: it raised the score. "
-        "Maps are computed through the metric itself (see the explain docs).</p>"
+        f"Red in a map: the region {worse} the score (restoring it would {improve} it); blue: it {improved} the "
+        "score. Maps are computed through the metric itself (see the explain docs).</p>"
     )
     return f"<h2>{end.capitalize()} scores, and where the score was lost</h2>{intro}" + "".join(items)
 

@@ -127,6 +127,7 @@ class ResultWriter:
         keep: with `resume`, keep only the rows at these positions (`resume.ResumePlan.keep`: the
             file is rewritten without the others); `None` keeps every row.
         drop: ids whose rows are removed first (inputs changed: they are scored again).
+        metadata: Parquet only: key-value pairs kept in the file's schema.
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class ResultWriter:
         keep: Collection[int] | None = None,
         drop: Collection[str] = frozenset(),
         part_seconds: float = 2.0,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         self.out = Path(out)
         self.fmt = fmt or output_format(out)
@@ -159,7 +161,7 @@ class ResultWriter:
             text = [name for name, kind in kinds.items() if kind == "str"]
             self.table: CsvTable | ParquetTable = CsvTable(self.out, text)
         else:
-            self.table = ParquetTable(self.out, kinds, part_seconds=part_seconds)
+            self.table = ParquetTable(self.out, kinds, part_seconds=part_seconds, metadata=metadata)
         if resumed and drop:
             dropped = set(drop)
             keep = [p for p, _, row in self.table.entries(["id"]) if row and (keep is None or p in keep)

@@ -37,15 +37,26 @@ def parts_dir(out: str | os.PathLike) -> Path:
 class ParquetTable:
     """A Parquet result: part files under `<out>.parts/` while running, one file once closed."""
 
-    def __init__(self, out: Path, kinds: Mapping[str, str] | None = None, *, part_seconds: float = 2.0) -> None:
-        """`kinds` (column -> "str", "float", "bool", "int") is needed to write, not to read."""
+    def __init__(
+        self,
+        out: Path,
+        kinds: Mapping[str, Any] | None = None,
+        *,
+        part_seconds: float = 2.0,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """`kinds` (column -> "str", "float", "bool", "int", or a pyarrow type) is needed to write, not to read.
+
+        `metadata`: key-value pairs kept in the schema of the parts and of the merged file.
+        """
         require_pyarrow("write Parquet results")
         import pyarrow as pa
 
         self.pa = pa
         self.out, self.parts, self.part_seconds = out, parts_dir(out), part_seconds
         types = {"str": pa.string(), "float": pa.float64(), "bool": pa.bool_(), "int": pa.int64()}
-        self.schema = pa.schema([(name, types[kind]) for name, kind in (kinds or {}).items()])
+        fields = [(name, types[kind] if isinstance(kind, str) else kind) for name, kind in (kinds or {}).items()]
+        self.schema = pa.schema(fields, metadata=dict(metadata) if metadata else None)
         self.buffer: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.count = 0
@@ -171,7 +182,7 @@ class ParquetTable:
         if not schema.names and sources:  # a repair without the job's columns: the file's own
             schema = self._schema(sources[0]).remove_metadata()
         merged = {p.name for p in pending} | (self._merged() & {p.name for p in self.parts.glob("part-*.parquet")})
-        schema = schema.with_metadata({_MERGED_KEY: ",".join(sorted(merged)).encode()})
+        schema = schema.with_metadata({**(schema.metadata or {}), _MERGED_KEY: ",".join(sorted(merged)).encode()})
         wanted = np.array(sorted(positions), dtype=np.int64) if positions is not None else None
         staging = self.out.with_name(self.out.name + ".tmp")
         with pq.ParquetWriter(staging, schema) as writer:

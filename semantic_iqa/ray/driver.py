@@ -13,11 +13,20 @@ import ray
 import ray.data
 
 from ..errors import SemanticIQAError
+from ..jobs.embeddings import JobEmbeddings
 from ..jobs.items import image_columns
 from ..jobs.planner import JobRun, ProgressLog
 from ..jobs.results import ResultWriter
 from .cluster import ActorPlan, _connected, _quiet_ray_data, plan_actors
-from .scorer import _BATCHES_PER_BLOCK, _MAX_BLOCKS, ROW_COLUMN, ImageDecoder, PairScorer
+from .scorer import (
+    _BATCHES_PER_BLOCK,
+    _MAX_BLOCKS,
+    EMBEDDING_SUFFIX,
+    ROW_COLUMN,
+    ImageDecoder,
+    PairScorer,
+    embedding_rows,
+)
 
 
 @dataclass
@@ -38,6 +47,7 @@ class JobDriver:
     log_every_s: float
     on_rows: Callable[[int, int], None] | None
     stream: TextIO
+    vectors: JobEmbeddings | None = None  # the job's embeddings file (`jobs.embeddings`), when asked for
 
     def score(self) -> int:
         """Score the run's items to do on Ray, writing each row once; returns the rows written.
@@ -64,6 +74,8 @@ class JobDriver:
                 job = {**run.job, "engine": "ray"}
                 writer = ResultWriter(run.out, self.columns, self.fingerprints, job=job, resume=self.resume,
                                       keep=run.plan.keep)  # fmt: skip
+                if self.vectors is not None:
+                    self.vectors.open()  # closed by the engine, after this
                 return self._save_rows(scored, writer, len(rows))
         except KeyboardInterrupt:  # the `finally` saves what arrived before this propagates
             raise run.interrupted(writer.rows_written if writer is not None else 0) from None
@@ -115,17 +127,24 @@ class JobDriver:
             else None
         )
         batches = scored.iter_batches(batch_size=None, batch_format="pyarrow")
+        roles = image_columns(self.run.info)
         bar = tqdm(total=total, unit=unit, disable=None if self.progress is None else not self.progress, file=stream)
         try:
             for table in batches:
-                rows = []
-                for row in table.to_pylist():
+                table, embedded = _split_embeddings(table, roles)
+                rows, ok_rows = [], []
+                for index, row in enumerate(table.to_pylist()):
                     position = row.pop(ROW_COLUMN)
                     if seen[position]:
                         repeated += 1
                         continue
                     seen[position] = True
                     rows.append(row)
+                    if row["status"] == "ok":
+                        ok_rows.append(index)
+                if self.vectors is not None:  # the embeddings of the rows scored, each image once
+                    items = table.select(roles).take(ok_rows).to_pylist()
+                    self.vectors.add(items, {role: values[ok_rows] for role, values in embedded.items()})
                 writer.write(rows)
                 self.run.count(rows)
                 written += len(rows)
@@ -144,6 +163,13 @@ class JobDriver:
         if repeated:
             print(f"semantic-iqa: {repeated} row(s) delivered twice by retried Ray tasks, saved once", file=stream)
         return written
+
+
+def _split_embeddings(table: pa.Table, roles: list[str]) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """The table without its `<role>__embedding` columns, and those as [N, D] arrays (none: an empty dict)."""
+    names = [role + EMBEDDING_SUFFIX for role in roles if role + EMBEDDING_SUFFIX in table.column_names]
+    embedded = {name[: -len(EMBEDDING_SUFFIX)]: embedding_rows(table[name]) for name in names}
+    return table.drop_columns(names), embedded
 
 
 def _own_error(error: BaseException) -> SemanticIQAError | None:

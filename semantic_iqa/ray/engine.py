@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -15,9 +16,10 @@ import ray.data
 from ..errors import InvalidInputError, InvalidOptionError
 from ..hub import locate_weights, resolve_weights
 from ..jobs.columns import result_columns, text_columns
+from ..jobs.embeddings import JobEmbeddings, check_embeddings_output
 from ..jobs.items import JobInputs, read_manifest
 from ..jobs.lock import result_lock
-from ..jobs.planner import check_output, plan_run
+from ..jobs.planner import JobRun, check_output, plan_run
 from ..jobs.results import repair_result, weights_fingerprints
 from ..registry import MetricInfo, create_metric
 from .address import check_ray_address
@@ -45,6 +47,7 @@ def run_ray_job(
     log_every_s: float = 30.0,
     on_rows: Callable[[int, int], None] | None = None,
     stream: TextIO | None = None,
+    embeddings: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Score a job's items on Ray Data into `out` (.parquet or .csv), as the local engine would; returns its summary.
 
@@ -73,6 +76,9 @@ def run_ray_job(
             fall in the same blocks, and so in the same actor.
         on_rows: called after each batch of rows is saved, with (rows saved by this run, rows to do).
         stream: where messages and progress lines go (default stderr).
+        embeddings: also write each unique image's embedding to this Parquet file, as the local
+            engine does (`jobs.embeddings`): the scoring actors return them from the scoring
+            pass; images of items done before that lack a row are embedded on this machine.
 
     Raises:
         JobInterrupted: on Ctrl-C (or a `KeyboardInterrupt` from `on_rows`), after the rows so far are saved.
@@ -83,49 +89,87 @@ def run_ray_job(
     started = time.perf_counter()
     stream = stream or sys.stderr
     out, options = Path(out), dict(options or {})
-    items = _checked_items(info, items, out, batch_size, address, resume=resume, overwrite=overwrite)
+    items = _checked_items(info, items, out, batch_size, address, resume=resume, overwrite=overwrite,
+                           embeddings=embeddings)  # fmt: skip
     if reference_cache:
         _check_reference_cache(info)
-
     folder, name, hub_revision, on_hub = _weights(info, weights, revision)
     fingerprints = weights_fingerprints(folder, precision=precision, options=options)
-    with result_lock(out):  # one writer per result file: a second run is refused, not interleaved
+    with ExitStack() as files:  # closed last in, first out, however the block ends
+        files.enter_context(result_lock(out))  # one writer per result file: a second run is refused
         run = plan_run(
             info, out, fingerprints, items, resume=resume, engine="ray", options=options, weights=name,
             revision=hub_revision, stream=stream, started=started,
         )  # fmt: skip
+        vectors = _embeddings(files, embeddings, info, folder, precision, items, fingerprints, run, resume, stream)
         if not run.todo:
             if run.plan.keep is not None:  # nothing to score, but rows to remove: no Ray needed
                 repair_result(out, run.plan.keep, text_columns(info))
-            return run.summary()
+            return _finish(vectors, run, 0, batch_size)
         # Hub weights on a cluster: each node fetches the commit resolved here. Otherwise the
         # folder (a local instance shares this machine's files; a cluster needs it on every node).
         from_hub = on_hub and (address is not None or ray.is_initialized())
         scorer_args = {
             "metric": info.name, "weights": name if from_hub else str(folder), "options": options,
             "precision": precision, "revision": hub_revision if from_hub else None, "reference_cache": reference_cache,
+            "embeddings": vectors is not None,
         }  # fmt: skip
-        columns, transform = _columns_and_transform(info, folder, options, precision)
+        columns, transform = _columns_and_transform(info, folder, options, precision, vectors)
         driver = JobDriver(
             run, columns, fingerprints, scorer_args, transform, address=address, resume=resume,
             batch_size=batch_size, num_actors=num_actors, decode=decode, progress=progress,
-            log_every_s=log_every_s, on_rows=on_rows, stream=stream,
+            log_every_s=log_every_s, on_rows=on_rows, stream=stream, vectors=vectors,
         )  # fmt: skip
         written = driver.score()
         if written != len(run.todo):  # Ray Data raises when a task fails for good; this is a last guard
             raise RuntimeError(f"Ray returned {written} of {len(run.todo)} rows; resume to score the rest")
-    return run.summary()
+        return _finish(vectors, run, written, batch_size)
+
+
+def _embeddings(
+    files: ExitStack,
+    path: str | os.PathLike | None,
+    info: MetricInfo,
+    folder: Path,
+    precision: str,
+    items: Sequence[Mapping[str, str]],
+    fingerprints: Any,
+    run: JobRun,
+    resume: bool,
+    stream: TextIO,
+) -> JobEmbeddings | None:
+    """The job's embeddings file, planned and locked (with a model on this machine's CPU), or `None`."""
+    if path is None:
+        return None
+    files.enter_context(result_lock(path))
+    model = create_metric(info.name, folder, device="cpu", precision=precision)
+    vectors = JobEmbeddings(path, info, model, items, fingerprints, run.job, resume=resume, stream=stream)
+    files.callback(vectors.close)
+    return vectors
+
+
+def _finish(vectors: JobEmbeddings | None, run: JobRun, written: int, batch_size: int) -> dict[str, Any]:
+    """The summary, after embedding on this machine the job's images without a row (items done before)."""
+    if vectors is None:
+        return run.summary()
+    try:
+        vectors.open().fill(batch_size)
+    except KeyboardInterrupt:
+        raise run.interrupted(written) from None
+    return {**run.summary(), "embeddings": vectors.summary()}
 
 
 def _columns_and_transform(
-    info: MetricInfo, folder: Path, options: Mapping[str, Any], precision: str
+    info: MetricInfo, folder: Path, options: Mapping[str, Any], precision: str, vectors: JobEmbeddings | None = None
 ) -> tuple[dict[str, str], Callable[[Any], Any]]:
     """The result columns and the picklable image transform, from the metric loaded once on the driver's CPU.
 
     The columns are exactly the local engine's; the blank image they are probed with is
     checked against the metric's declaration here, before Ray starts (`MetricContractError`).
     """
-    local_model = create_metric(info.name, folder, device="cpu", precision=precision)
+    local_model = (
+        vectors.metric if vectors is not None else create_metric(info.name, folder, device="cpu", precision=precision)
+    )
     return result_columns(info, local_model, options), local_model.image_transform()
 
 
@@ -138,6 +182,7 @@ def _checked_items(
     *,
     resume: bool,
     overwrite: bool,
+    embeddings: str | os.PathLike | None = None,
 ) -> list[Mapping[str, str]]:
     """The job's items (read from a manifest if one is named), after the checks that cost nothing."""
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -147,10 +192,14 @@ def _checked_items(
     if isinstance(items, (str, os.PathLike)):
         manifest = Path(items).absolute()
         items = read_manifest(manifest, info)
-        check_output(out, JobInputs(items, files=[manifest]), resume=resume, overwrite=overwrite)
+        inputs = JobInputs(items, files=[manifest])
     else:
         items = list(items)
-        check_output(out, JobInputs(items), resume=resume, overwrite=overwrite)  # not over an input image
+        inputs = JobInputs(items)
+    check_output(out, inputs, resume=resume, overwrite=overwrite)  # not over an input image
+    if embeddings is not None:
+        info.require_embeddings("--embeddings")
+        check_embeddings_output(embeddings, out, inputs, resume=resume, overwrite=overwrite)
     if not items:
         raise InvalidInputError("the job has no items")
     return items

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
+from PIL import Image
 
 from ..devices import resolve_device
 from ..errors import InvalidOptionError
@@ -20,6 +21,7 @@ from ..scoring import iterate_batches
 
 PIXELS_SUFFIX = "__pixels"  # `decode_images` puts the pixels of column `ref` in `ref__pixels`
 DECODE_ERROR = "decode_error"  # ... and a row's decoding error ("" when decoded) here
+EMBEDDING_SUFFIX = "__embedding"  # PairScorer(embeddings=True): the embedding of column `ref` in `ref__embedding`
 ROW_COLUMN = "_job_row"  # run_ray_job: each row's position in the job, to drop a row delivered twice
 _ARROW_TYPES = {"str": pa.string(), "float": pa.float64(), "bool": pa.bool_(), "int": pa.int64()}
 # Rows per block of the job's dataset: a block is what one actor task takes (and what Ray
@@ -62,6 +64,9 @@ class PairScorer:
         reference_cache: keep the features of up to this many references in the actor (metrics
             with a reference cache, `Metric.make_reference_cache`), so a reference that comes
             back is not encoded again; 0 = off. See `semantic_iqa.ReferenceCache`.
+        embeddings: also output each image's embedding (metrics declaring `embeddings`), from
+            the scoring pass, as `<image column>__embedding` (fixed-size float32 lists; null
+            for a failed row).
     """
 
     def __init__(
@@ -74,10 +79,14 @@ class PairScorer:
         revision: str | None = None,
         threads: int | None = None,
         reference_cache: int = 0,
+        embeddings: bool = False,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
         self.info = metric_info(metric or default_metric())
+        if embeddings:
+            self.info.require_embeddings("PairScorer(embeddings=True)")  # before the model is loaded
+        self.embeddings = embeddings
         if reference_cache:
             _check_reference_cache(self.info)  # before the model is loaded: an option error costs nothing
         self.options = dict(options or {})
@@ -93,6 +102,7 @@ class PairScorer:
         inputs = {"id", *self.info.inputs, "input_signature"}
         kinds = result_columns(self.info, self.model, self.options)
         self.result_kinds = {name: kind for name, kind in kinds.items() if name not in inputs}
+        self.embedding_dim = _embedding_dim(self.model) if embeddings else 0
 
     def __call__(self, batch: Batch) -> pa.Table:
         """Score one batch: its rows, in order, with the result columns appended."""
@@ -101,11 +111,13 @@ class PairScorer:
         records: list[dict[str, Any] | None] = [None] * count
         statuses = [""] * count
         pixels, good = self._pixels(columns, statuses)
+        found: dict[str, torch.Tensor] | None = {} if self.embeddings else None
         if good:
             extras = {name: [_plain(columns[name][i]) for i in good] for name in self.extra_columns}
             scored = batch_records(
-                self.info, self.model, pixels, extras, self.options, reference_cache=self.reference_cache, check=True
-            )
+                self.info, self.model, pixels, extras, self.options, reference_cache=self.reference_cache, check=True,
+                embeddings=found,
+            )  # fmt: skip
             for index, record in zip(good, scored, strict=True):
                 records[index] = flatten_record(record, self.info.result_fields)
                 statuses[index] = "ok"
@@ -117,6 +129,10 @@ class PairScorer:
             else:
                 values = [None if record is None else record.get(name) for record in records]
             table = table.append_column(pa.field(name, _ARROW_TYPES[kind]), pa.array(values, _ARROW_TYPES[kind]))
+        if found is not None:
+            for name in self.image_columns:
+                column = _embedding_column(found.get(name), good, count, self.embedding_dim)
+                table = table.append_column(name + EMBEDDING_SUFFIX, column)
         return table
 
     def _pixels(self, columns: dict[str, np.ndarray], statuses: list[str]) -> tuple[dict[str, torch.Tensor], list[int]]:
@@ -203,6 +219,31 @@ class ImageDecoder:
 
     def __call__(self, batch: Batch) -> dict:
         return decode_images(batch, self.transform, self.image_columns)
+
+
+def _embedding_dim(model: Metric) -> int:
+    """The width of the model's embeddings, from one blank image."""
+    blank = model.image_transform()(Image.new("RGB", (32, 32))).unsqueeze(0).to(model.device)
+    with torch.inference_mode():
+        return int(model.embed_batch(blank).shape[-1])
+
+
+def _embedding_column(found: torch.Tensor | None, good: list[int], count: int, width: int) -> pa.Array:
+    """[len(good), width] embeddings as a column of `count` fixed-size float32 lists, null where not `good`."""
+    values = np.zeros((count, width), dtype=np.float32)
+    if found is not None and good:
+        values[good] = found.detach().float().cpu().numpy()
+    mask = np.ones(count, dtype=bool)
+    mask[good] = False
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), width, mask=pa.array(mask))
+
+
+def embedding_rows(column: Any) -> np.ndarray:
+    """A `<image column>__embedding` column (Arrow) as a float32 array [N, D] (zeros for null rows)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = array.type.list_size
+    values = np.asarray(array.values, dtype=np.float32).reshape(-1, width)  # `values` ignores the offset
+    return values[array.offset : array.offset + len(array)]
 
 
 def _numpy_columns(batch: Batch) -> dict[str, np.ndarray]:

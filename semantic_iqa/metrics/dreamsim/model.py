@@ -25,11 +25,10 @@ from torch.utils.checkpoint import checkpoint
 
 from ...backbones import FrozenEncoder, TimmOutputEncoder
 from ...errors import InvalidInputError, WeightsFormatError
-from ...inputs import ImageLike, Images, as_float_batch, check_unit_range
-from ...metric import Metric, image_columns
+from ...inputs import ImageLike, as_float_batch, check_unit_range
+from ...metric import Metric
 from ...preprocess import normalize
 from ...reference_cache import ReferenceCache
-from ...scoring import iterate_batches
 from .card import model_card
 from .config import DreamSimConfig
 from .output import DreamSimOutput
@@ -102,8 +101,7 @@ class DreamSim(Metric):
         self, images: dict[str, torch.Tensor], extras: dict[str, list], *, reference_cache: Any = None
     ) -> DreamSimOutput:
         """Distances of a batch of resized pairs (`images["ref"]`, `images["dist"]`: [B, 3, S, S])."""
-        ref = self._embedding_of(images["ref"], reference_cache)
-        return DreamSimOutput(score=embedding_distance(ref, self.encode(images["dist"])))
+        return self.score_and_embed(images, extras, reference_cache=reference_cache)[0]
 
     def differentiable_score(
         self,
@@ -138,29 +136,20 @@ class DreamSim(Metric):
             features.append(encoder(normalize(pixels, mean, std).to(dtype)).float())
         return normalize_embedding(torch.cat(features, dim=-1))
 
-    @torch.inference_mode()
-    def embed(self, images: Images, *, batch_size: int = 16, workers: int = 0, progress: bool = False) -> torch.Tensor:
-        """Embeddings [N, D] of images of any accepted kind (paths, PIL, arrays, tensors), no gradients.
+    def embed_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The embeddings (`encode`) of resized images: `Metric.embed(images)` and `score-dir --embeddings` use it.
 
         Each row is centred and has unit L2 norm, so `1 - a @ b` is the DreamSim distance of
         two images and `||a - b||^2 / 2` the same number: use either for retrieval.
         """
-        column = image_columns(("image",), (images,))["image"]
-        rows = []
-        for batch in iterate_batches(
-            {"image": column},
-            ["image"],
-            self.image_transform(),
-            batch_size=batch_size,
-            workers=workers,
-            device=self.device,
-            progress=progress,
-            unit="image",
-        ):
-            if batch.failures:
-                raise batch.failures[0][1]
-            rows.append(self.encode(batch.images["image"]))
-        return torch.cat(rows).cpu()
+        return self.encode(pixels)
+
+    def score_and_embed(
+        self, images: dict[str, torch.Tensor], extras: dict[str, list], *, reference_cache: Any = None
+    ) -> tuple[DreamSimOutput, dict[str, torch.Tensor]]:
+        """`score_batch` and both images' embeddings from one pass per branch per image."""
+        found = {"ref": self._embedding_of(images["ref"], reference_cache), "dist": self.encode(images["dist"])}
+        return DreamSimOutput(score=embedding_distance(found["ref"], found["dist"])), found
 
     def _embedding_of(self, pixels: torch.Tensor, reference_cache: Any) -> torch.Tensor:
         return self.encode(pixels) if reference_cache is None else reference_cache.features(pixels)

@@ -21,5 +21,9 @@ DREAMSIM = MetricInfo(
         "and pass weights= (Python) or --weights (CLI) that folder, or set $SEMANTIC_IQA_DREAMSIM_WEIGHTS"
     ),
     inputs=("ref", "dist"),
+    embeddings=(
+        "the branches' features concatenated, centred and L2-normalised (unit norm): "
+        "1 - a @ b is the DreamSim distance of two images"
+    ),
     tiny="semantic_iqa.metrics.dreamsim.tiny:build_tiny",
 )
