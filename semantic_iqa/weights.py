@@ -228,7 +228,8 @@ def write_folder(
         backbone_dirs: sub-folders holding locally stored backbones, already written: hashed here.
         card: the README.md text.
     """
-    (folder / HEADS_DIR).mkdir(parents=True, exist_ok=True)
+    if head_parts:  # a metric without trained heads (e.g. LoRA merged into its backbones) gets no empty folder
+        (folder / HEADS_DIR).mkdir(parents=True, exist_ok=True)
     head_files = []
     for stem, tensors in head_parts.items():
         relative = f"{HEADS_DIR}/{stem}.safetensors"

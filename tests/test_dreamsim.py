@@ -205,6 +205,13 @@ def test_saved_and_loaded_the_distances_are_the_same_and_every_file_is_checked(d
         again.predict(refs, dists).score, built
     )
     assert not torch.equal(build_tiny(seed=1).predict(refs, dists).score, built), "the seed must matter"
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == [
+        "README.md",
+        "clip",
+        "config.json",
+        "dino",
+        "open_clip",
+    ], "no empty heads/ folder: DreamSim's LoRA is merged into its backbones"
     damaged = shutil.copytree(dreamsim_dir, tmp_path / "damaged")
     weights = damaged / "open_clip" / "model.safetensors"
     data = bytearray(weights.read_bytes())
