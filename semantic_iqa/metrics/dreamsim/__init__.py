@@ -20,6 +20,7 @@ from ...lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .config import DreamSimConfig
+    from .convert import convert_dreamsim
     from .model import DreamSim, embedding_distance, normalize_embedding
     from .output import DreamSimOutput
 
@@ -27,10 +28,18 @@ _LAZY = {
     "DreamSim": ".model",
     "DreamSimConfig": ".config",
     "DreamSimOutput": ".output",
+    "convert_dreamsim": ".convert",
     "embedding_distance": ".model",
     "normalize_embedding": ".model",
 }
 
-__all__ = ["DreamSim", "DreamSimConfig", "DreamSimOutput", "embedding_distance", "normalize_embedding"]
+__all__ = [
+    "DreamSim",
+    "DreamSimConfig",
+    "DreamSimOutput",
+    "convert_dreamsim",
+    "embedding_distance",
+    "normalize_embedding",
+]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
