@@ -5,7 +5,16 @@ from __future__ import annotations
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from benchmarks.plot_style import CHANCE_2AFC, _figure, _style, _title, metric_labels, published, random_metrics
+from benchmarks.plot_style import (
+    CHANCE_2AFC,
+    _figure,
+    _style,
+    _title,
+    grouped_bars,
+    metric_labels,
+    published,
+    random_metrics,
+)
 
 
 def nights_series(results: dict) -> list[tuple[str, str, dict[str, float], str]]:
@@ -42,16 +51,7 @@ def plot_nights_2afc(results: dict) -> Figure:
     with _style():
         figure = _figure(5.4)
         axis = figure.subplots()
-        for index, (kind, label, values, key) in enumerate(series):
-            xs = [g + (index - (len(series) - 1) / 2) * width for g, group in enumerate(groups) if group in values]
-            heights = [values[group] for group in groups if group in values]
-            colour = colours[key]
-            if kind == "ours":
-                axis.bar(xs, heights, width, color=colour, edgecolor=colour, label=label, zorder=2)
-            else:
-                axis.bar(
-                    xs, heights, width, facecolor="white", edgecolor=colour, hatch="////", lw=0.8, label=label, zorder=2
-                )
+        grouped_bars(axis, series, groups, colours, width)
         axis.axhline(CHANCE_2AFC, color="0.3", ls="--", lw=1.2, label=f"chance {CHANCE_2AFC:g} %", zorder=3)
         axis.set_xticks(range(len(groups)), [g.replace(" (", "\n(") for g in groups])
         axis.set_xlim(-0.55, len(groups) - 0.45)

@@ -59,6 +59,20 @@ def published(results: dict) -> dict:
     return run.published()
 
 
+def grouped_bars(axis, series: list, groups: list[str], colours: dict[str, str], width: float) -> None:
+    """One bar per (series, group): ours filled, published ones hatched; `series` = (kind, label, values, key)."""
+    for index, (kind, label, values, key) in enumerate(series):
+        xs = [g + (index - (len(series) - 1) / 2) * width for g, group in enumerate(groups) if group in values]
+        heights = [values[group] for group in groups if group in values]
+        colour = colours[key]
+        if kind == "ours":
+            axis.bar(xs, heights, width, color=colour, edgecolor=colour, label=label, zorder=2)
+        else:
+            axis.bar(
+                xs, heights, width, facecolor="white", edgecolor=colour, hatch="////", lw=0.8, label=label, zorder=2
+            )
+
+
 @contextlib.contextmanager
 def _style() -> Iterator[None]:
     with matplotlib.rc_context(STYLE):

@@ -45,6 +45,7 @@ from benchmarks.plot_style import (  # noqa: E402, F401  (the names figures and 
     _plain,
     _style,
     _title,
+    grouped_bars,
     is_random,
     log_ticks,
     metric_labels,
@@ -127,16 +128,7 @@ def plot_bapps_2afc(results: dict) -> Figure:
     with _style():
         figure = _figure(5.4)
         axis = figure.subplots()
-        for index, (kind, label, values, key) in enumerate(series):
-            xs = [g + (index - (len(series) - 1) / 2) * width for g, group in enumerate(groups) if group in values]
-            heights = [values[group] for group in groups if group in values]
-            colour = colours[key]
-            if kind == "ours":
-                axis.bar(xs, heights, width, color=colour, edgecolor=colour, label=label, zorder=2)
-            else:
-                axis.bar(
-                    xs, heights, width, facecolor="white", edgecolor=colour, hatch="////", lw=0.8, label=label, zorder=2
-                )
+        grouped_bars(axis, series, groups, colours, width)
         axis.axhline(CHANCE_2AFC, color="0.3", ls="--", lw=1.2, label=f"chance {CHANCE_2AFC:g} %", zorder=3)
         human = figures.get("bapps_human", {})
         human_figures = human.get("figures", {})

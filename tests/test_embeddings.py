@@ -37,12 +37,7 @@ PAIRS = [("p1", "r0", "d0"), ("p2", "r0", "d1"), ("p3", "r0", "d2"), ("p4", "r1"
 ROLES = {"r0": ["ref", "dist"], "r1": ["ref"], **{f"d{i}": ["dist"] for i in range(5)}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
