@@ -17,7 +17,8 @@ timm ViT (`branches.BRANCHES`) by name, loaded strictly (every tensor accounted 
   reads only the student's projection head, unused by DreamSim's CLS feature). In order of
   preference: `dino_backbone` (a file given), the hub's download `checkpoints/
   dino_vitbase16_pretrain.pth` in the release folder, else the `teacher` entry's `backbone.*`
-  of the training checkpoint (the same tensors). Its final `norm.*` is dropped: DreamSim takes
+  of the training checkpoint (DINO publishes its teacher's backbone as the hub weights; not
+  compared with the real files here, offline). Its final `norm.*` is dropped: DreamSim takes
   block 11's CLS token before it. The provenance says which one was used.
 """
 
