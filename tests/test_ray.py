@@ -133,9 +133,25 @@ def actor_pids(stage: str) -> list[int]:
                 title = handle.read().decode(errors="replace")
         except OSError:
             continue
-        if title.startswith(f"ray::MapWorker(MapBatches({stage}))"):
+        if title.startswith(f"ray::MapWorker(MapBatches({stage}))") and _descends_from_us(int(entry)):
             pids.append(int(entry))
     return pids
+
+
+def _descends_from_us(pid: int) -> bool:
+    """Whether `pid` was started (through the raylet) by this test process: another pytest run's
+    Ray actors on the same machine (parallel sessions, a second checkout) must not be counted."""
+    ours = os.getpid()
+    while pid > 1:
+        if pid == ours:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
+                pid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
 
 
 def scorer_pids() -> list[int]:
