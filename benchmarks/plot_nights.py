@@ -46,12 +46,10 @@ def plot_nights_2afc(results: dict) -> Figure:
     nights = results["nights"]
     groups = list(nights["groups"])
     series = [s for s in nights_series(results) if any(g in s[2] for g in groups)]
-    colours = {key: f"C{i % 10}" for i, key in enumerate(dict.fromkeys(s[3] for s in series))}
-    width = 0.84 / max(1, len(series))
     with _style():
         figure = _figure(5.4)
         axis = figure.subplots()
-        grouped_bars(axis, series, groups, colours, width)
+        grouped_bars(axis, series, groups)
         axis.axhline(CHANCE_2AFC, color="0.3", ls="--", lw=1.2, label=f"chance {CHANCE_2AFC:g} %", zorder=3)
         axis.set_xticks(range(len(groups)), [g.replace(" (", "\n(") for g in groups])
         axis.set_xlim(-0.55, len(groups) - 0.45)

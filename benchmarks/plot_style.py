@@ -59,8 +59,13 @@ def published(results: dict) -> dict:
     return run.published()
 
 
-def grouped_bars(axis, series: list, groups: list[str], colours: dict[str, str], width: float) -> None:
-    """One bar per (series, group): ours filled, published ones hatched; `series` = (kind, label, values, key)."""
+def grouped_bars(axis, series: list, groups: list[str]) -> None:
+    """One bar per (series, group): ours filled, published ones hatched; `series` = (kind, label, values, key).
+
+    Series of one key (a metric, ours and published) share a colour.
+    """
+    colours = {key: f"C{i % 10}" for i, key in enumerate(dict.fromkeys(s[3] for s in series))}
+    width = 0.84 / max(1, len(series))
     for index, (kind, label, values, key) in enumerate(series):
         xs = [g + (index - (len(series) - 1) / 2) * width for g, group in enumerate(groups) if group in values]
         heights = [values[group] for group in groups if group in values]

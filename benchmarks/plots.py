@@ -122,13 +122,11 @@ def plot_bapps_2afc(results: dict) -> Figure:
         if entry["source"] not in claimed:
             key = entry.get("metric") or entry["source"]
             series.append(("published", f"{entry['source']}: published", _published_values(entry), key))
-    colours = {key: f"C{i % 10}" for i, key in enumerate(dict.fromkeys(s[3] for s in series))}
     groups = [*BAPPS_SUBSETS, MEAN_GROUP]
-    width = 0.84 / max(1, len(series))
     with _style():
         figure = _figure(5.4)
         axis = figure.subplots()
-        grouped_bars(axis, series, groups, colours, width)
+        grouped_bars(axis, series, groups)
         axis.axhline(CHANCE_2AFC, color="0.3", ls="--", lw=1.2, label=f"chance {CHANCE_2AFC:g} %", zorder=3)
         human = figures.get("bapps_human", {})
         human_figures = human.get("figures", {})

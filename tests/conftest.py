@@ -70,6 +70,24 @@ def offline_env(cache: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def cpu_trainer(steps: int, root: Path | None = None):
+    """A `lightning.Trainer` for `steps` steps on the CPU, quiet (no logger, checkpoints, bars, summary).
+
+    The standard pattern our users' training code runs the metric in (tests of the adapters).
+    """
+    import lightning  # not at import time: most tests never train
+
+    return lightning.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **({"default_root_dir": root} if root is not None else {}),
+    )
+
+
 def run_python(code: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter (environment variables are read at import time)."""
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import offline_env
+from conftest import cpu_trainer, offline_env
 from dreamsim_testing import PAIRS, as_tensor
 from PIL import Image
 from torch import nn
@@ -167,10 +167,7 @@ def test_a_users_trainer_leaves_the_metric_frozen_and_out_of_the_checkpoint(drea
     assert not {id(p) for p in model.parameters()} & {id(p) for p in client.parameters()}
     photo = as_tensor(Image.open(pair_dirs[0] / "p0.png"))
     data = torch.utils.data.DataLoader([torch.stack([photo, photo.flip(-1)])] * 5, batch_size=None)
-    trainer = lightning.Trainer(
-        max_steps=5, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = cpu_trainer(5, tmp_path)
     trainer.fit(client, data)
     assert client.training and client.seen[-1] < client.seen[0], client.seen  # the user's model trained
     assert not any(module.training for module in model.modules()), "the client's .train() reached the metric"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cpu_trainer
 from torch import nn
 
 import semantic_iqa  # noqa: F401  (registers the metrics with pyiqa)
@@ -118,14 +119,7 @@ def test_a_users_optimizer_and_train_mode_leave_the_metric_unchanged(adapter, ti
     assert not own & {id(p) for p in user_model.parameters()}, "the metric's parameters reach the user's optimizer"
     net_before = snapshot(user_model.net)
     data = torch.utils.data.DataLoader([fixed_batch(seed) for seed in range(4)], batch_size=None)
-    trainer = lightning.Trainer(
-        max_steps=4,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = cpu_trainer(4)
     trainer.fit(user_model, data)
 
     assert user_model.training and user_model.net.training, "Lightning trained the user's model in train mode"

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 import torch
+from conftest import cpu_trainer
 from PIL import Image
 from plugin_toy.testing import DELTAS, LEVELS, colour_expected, expected_scores, toy_env
 from torch import nn
@@ -171,14 +172,7 @@ class Restorer(lightning.LightningModule):
 def train_steps(client: Restorer, inputs: torch.Tensor, *targets: torch.Tensor, steps: int = 5) -> list[float]:
     """`steps` steps of `lightning.Trainer.fit` on the same batch; the losses before each step."""
     data = torch.utils.data.DataLoader([(inputs, *targets)] * steps, batch_size=None)
-    trainer = lightning.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = cpu_trainer(steps)
     trainer.fit(client, data)
     assert client.training, "Lightning trains the client in train mode"
     return client.seen
