@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from torch.utils import flop_counter
 
 from benchmarks.efficiency_profile import profile_shares
+from benchmarks.machine import cpu_facts
 from semantic_iqa.timing import time_call
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -60,21 +60,9 @@ def _inputs(metric: str, batch: int) -> tuple[torch.Tensor, ...]:
 
 
 def cpu_description() -> dict[str, object]:
-    """The CPU model, its bf16 capability and the settings the figures depend on."""
-    model, flags = platform.processor(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    native = sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2", "fma"})
+    """The CPU model, its vector and bf16 flags, and the torch settings the figures depend on."""
     return {
-        "cpu": model,
-        "flags": native,
-        "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+        **cpu_facts(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from .metrics.dreamsim import DreamSim, DreamSimConfig, DreamSimOutput
     from .metrics.dss_sqa import DSSSQA, DSSSQAConfig, DSSSQAOutput
     from .metrics.mst_clipiqa import MSTCLIPIQA, MSTCLIPIQAConfig, MSTCLIPIQAOutput
+    from .precision import resolve_precision
     from .reference_cache import ReferenceCache
 
 # Public name -> the module (relative to this package) that defines it; imported on first use.
@@ -83,6 +84,7 @@ _LAZY = {
     "MSTCLIPIQAConfig": ".metrics.mst_clipiqa.config",
     "MSTCLIPIQAOutput": ".metrics.mst_clipiqa",
     "ReferenceCache": ".reference_cache",
+    "resolve_precision": ".precision",
 }
 
 __all__ = [
@@ -137,6 +139,7 @@ __all__ = [
     "load_model",
     "metric_info",
     "register_metric",
+    "resolve_precision",
     "score",
     "score_details",
 ]

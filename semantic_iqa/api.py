@@ -8,8 +8,8 @@
 
 The images are given in the order of the metric's declared inputs (`MetricInfo.inputs`), or
 by their names (`score(ref=..., dist=...)`). Options are the entry's `scoring_options`, checked
-before any model is loaded. Models are loaded once per (metric, weights, device, precision) and
-kept for later calls. Nothing here knows a metric: the registry entry says everything.
+before any model is loaded. Models are loaded once per (metric, weights, device, precision as
+resolved, compile) and kept for later calls. Nothing here knows a metric: the registry entry says everything.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from .devices import resolve_device
 from .errors import InvalidInputError
 from .inputs import Images, is_single_image
 from .metric import Metric
+from .precision import check_compile, resolve_precision
 from .registry import MetricInfo, create_metric, default_metric, metric_info
 
-_MODELS: dict[tuple[str | None, ...], Metric] = {}
+_MODELS: dict[tuple[Any, ...], Metric] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -93,25 +94,34 @@ def load_metric(
     weights: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
+    compile: bool = False,
 ) -> Metric:
     """Metric `name` with `weights` (folder or Hub repo id; `None` = its default) on `device`, cached.
 
-    The same arguments give the same object, so repeated `score` calls load once.
+    The same arguments give the same object, so repeated `score` calls load once; "auto" and the
+    precision it resolves to (`resolve_precision`) share one model. `compile=True`: the frozen
+    encoders are compiled (`Metric.compile_encoders`), a model of its own.
     """
     target = resolve_device(device)
+    resolved = resolve_precision(precision, target)
+    if compile:
+        check_compile(None, target)  # before minutes of loading, not after
     source = (str(weights), None) if weights is not None else metric_info(name).default_source()
-    key = (name, *source, str(target), precision)
+    key = (name, *source, str(target), resolved, bool(compile))
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = create_metric(name, weights, device=target, precision=precision)
+            _MODELS[key] = create_metric(name, weights, device=target, precision=resolved, compile=compile)
         return _MODELS[key]
 
 
 def load_model(
-    weights: str | os.PathLike | None = None, device: str | torch.device | None = None, precision: str = "fp32"
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> Metric:
     """The default metric's model (`default_metric()`) for `weights` (`None` = its default) on `device`, cached."""
-    return load_metric(default_metric(), weights, device, precision)
+    return load_metric(default_metric(), weights, device, precision, compile)
 
 
 def clear_model_cache() -> None:
@@ -129,6 +139,7 @@ def score(
     batch_size: int = 16,
     progress: bool = False,
     precision: str = "fp32",
+    compile: bool = False,
     **options: Any,
 ) -> float | torch.Tensor:
     """The score of one item, or of each item of a batch, by metric `metric`.
@@ -145,7 +156,11 @@ def score(
         device: "auto" (default: CUDA if available), "cpu", "cuda", "cuda:N".
         batch_size: items per backbone pass.
         progress: show a progress bar.
-        precision: backbone precision, "fp32" (default, the reference) or "bf16" (faster on GPUs).
+        precision: backbone precision: "fp32" (default: exact, the same on every machine), "bf16"
+            (faster on GPUs and on CPUs with native bf16), or "auto" (bf16 where `device` does it
+            natively, else fp32: `resolve_precision`).
+        compile: `torch.compile` the frozen encoders (`Metric.compile_encoders`): the first call
+            compiles (and a new batch size again); on the CPU it needs a C++ compiler.
         options: the metric's scoring options (`metric_info(metric).scoring_options`: see
             `semantic-iqa metrics --verbose`); one left out takes the weights' own setting.
 
@@ -159,7 +174,7 @@ def score(
         InvalidInputError: images that do not fit the metric's inputs, or unreadable images.
     """
     info, columns, options = _prepare(images, metric, prompt, options)
-    output = load_metric(info.name, weights, device, precision).predict(
+    output = load_metric(info.name, weights, device, precision, compile).predict(
         *columns, prompts=prompt, batch_size=batch_size, progress=progress, **options
     )
     scores = output.score.float().cpu()
@@ -175,6 +190,7 @@ def score_details(
     batch_size: int = 16,
     progress: bool = False,
     precision: str = "fp32",
+    compile: bool = False,
     **options: Any,
 ) -> ItemScore | list[ItemScore]:
     """Like `score`, with every figure the metric declares (`metric_info(metric).result_fields`).
@@ -185,7 +201,7 @@ def score_details(
         MetricContractError: the metric's records differ from its declared result fields.
     """
     info, columns, options = _prepare(images, metric, prompt, options)
-    output = load_metric(info.name, weights, device, precision).predict(
+    output = load_metric(info.name, weights, device, precision, compile).predict(
         *columns, prompts=prompt, batch_size=batch_size, progress=progress, **options
     )
     names = ["score", *(field.name for field in info.result_fields)]
@@ -205,6 +221,7 @@ def embed(
     batch_size: int = 16,
     progress: bool = False,
     precision: str = "fp32",
+    compile: bool = False,
 ) -> torch.Tensor:
     """Embeddings [N, D] (float32, CPU) of images (one or a list, of any accepted kind) by `metric`.
 
@@ -213,7 +230,7 @@ def embed(
     """
     info = metric_info(metric if metric is not None else default_metric())
     info.require_embeddings("embed")
-    model = load_metric(info.name, weights, device, precision)
+    model = load_metric(info.name, weights, device, precision, compile)
     return model.embed(images, batch_size=batch_size, progress=progress)
 
 

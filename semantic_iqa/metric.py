@@ -15,7 +15,8 @@ below, which the shared layers call and never look behind (in the manner of hugg
   a metric whose entry declares `embeddings`) and `score_and_embed` (both from one pass). A tiny
   random model, if the metric has one, is named by its registry entry (`MetricInfo.tiny`).
 
-Written once here: `from_pretrained` / `save_pretrained` / `push_to_hub`, precision, `predict`, `embed`.
+Written once here: `from_pretrained` / `save_pretrained` / `push_to_hub` (`WeightsIO`), precision and
+compilation of the frozen encoders (`EncoderPrecision`), `predict`, `embed`.
 """
 
 from __future__ import annotations
@@ -35,13 +36,12 @@ from .errors import InvalidInputError, InvalidOptionError, MetricContractError, 
 from .inputs import ImageLike, Images, image_columns  # image_columns: re-exported (its old home)
 from .metric_output import MetricOutput
 from .metric_weights import WeightsIO
+from .precision import EncoderPrecision
 from .registry import MetricInfo, metric_info
 from .scoring import Batch, iterate_batches
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-
-class Metric(WeightsIO, nn.Module, metaclass=ABCMeta):
+class Metric(WeightsIO, EncoderPrecision, nn.Module, metaclass=ABCMeta):
     """Base class of the metrics: frozen encoders plus trained heads, one weights folder.
 
     Shapes: a batch of B images is a float tensor [B, 3, H, W] in [0, 1]; a score is [B].
@@ -196,24 +196,6 @@ class Metric(WeightsIO, nn.Module, metaclass=ABCMeta):
         """Where the metric's tensors are (the CPU for a metric that has none)."""
         tensor = next(itertools.chain(self.parameters(), self.buffers()), None)
         return tensor.device if tensor is not None else torch.device("cpu")
-
-    @property
-    def precision(self) -> str:
-        """Backbone precision: "fp32" or "bf16" (the heads always run in float32).
-
-        "fp32" for a metric without frozen encoders: nothing of it runs in another precision.
-        """
-        tensors = (t for encoder in self.frozen_encoders().values() for t in encoder.parameters())
-        dtype = next(tensors, torch.empty(0)).dtype
-        return {value: key for key, value in PRECISIONS.items()}.get(dtype, str(dtype))
-
-    def set_precision(self, precision: str) -> Metric:
-        """Run the frozen encoders in "fp32" or "bf16"; the trained parts stay in float32. Returns self."""
-        if precision not in PRECISIONS:
-            raise InvalidOptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        for encoder in self.frozen_encoders().values():
-            encoder.to(PRECISIONS[precision])
-        return self
 
     def predict(
         self,

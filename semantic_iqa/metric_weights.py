@@ -45,7 +45,8 @@ class WeightsIO:
         """Load a weights folder (local path or Hub repo id; `None` = the metric's default).
 
         The model comes back in eval mode on `device` ("auto" = CUDA if available), its
-        backbones in `precision` ("fp32", or "bf16": faster on GPUs; heads stay float32).
+        backbones in `precision` ("fp32", "bf16", or "auto": bf16 where the device does it natively,
+        `resolve_precision`; heads stay float32).
         The folder is untrusted input: every setting is checked (type, and the range the
         architecture allows: `WeightsConfigError`), and every file it names must lie inside it
         and have its recorded sha256 (`WeightsIntegrityError`), all before any backbone is built.

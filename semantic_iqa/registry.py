@@ -223,15 +223,20 @@ def create_metric(
     name: str,
     weights: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
+    *,
+    compile: bool = False,
     **options: Any,
 ) -> nn.Module:
     """Load metric `name` with `weights` (folder or Hub repo id; `None` = its default) on `device`.
 
     Returns the metric (a `semantic_iqa.Metric`) in eval mode: call it as `metric(ref, dist)` (FR) or `metric(images)`
-    (NR); `metric.info` says which way is better and the score range.
+    (NR); `metric.info` says which way is better and the score range. Keywords go to `from_pretrained`:
+    `precision` ("fp32", the exact default; "bf16"; or "auto": `semantic_iqa.resolve_precision`), the Hub
+    keywords and the metric's options. `compile=True` compiles the frozen encoders (`Metric.compile_encoders`).
     """
     info = metric_info(name)
-    return info.metric_class().from_pretrained(weights, device=device, metric=info, **{**info.options, **options})
+    model = info.metric_class().from_pretrained(weights, device=device, metric=info, **{**info.options, **options})
+    return model.compile_encoders() if compile else model
 
 
 _LOADED = False

@@ -211,7 +211,7 @@ def test_model_fingerprint_is_deterministic_and_tells_weights_apart(tiny_dir, ot
 def counting_loader(monkeypatch, scored: list[int], stop_after: int | None = None) -> None:
     """Make score-dir's model count the items it scores (and raise Ctrl-C after `stop_after` batches)."""
 
-    def load(name, weights, device, precision):
+    def load(name, weights, device, precision, compile=False):
         metric = semantic_iqa.create_metric(name, weights, device="cpu")
         real = metric.score_batch
 

@@ -89,4 +89,6 @@ def resume_command(args: argparse.Namespace) -> str:
         value = getattr(args, name)
         if value is not None and value != defaults.get(name):
             argv += ["--" + name.replace("_", "-"), str(value)]
+    if getattr(args, "compile", False):  # a flag: no value
+        argv.append("--compile")
     return shlex.join([*argv, *given_flags(args), "--resume"])  # the metric's own options (flags) last

@@ -71,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     model_options.add_argument(
-        "--precision", default="fp32", choices=("fp32", "bf16"), help="backbone precision (bf16: faster on GPUs)"
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "auto"),
+        help="backbone precision: fp32 (default: exact, the same scores on every machine), bf16 (faster on GPUs and "
+        "on CPUs with native bf16, scores within about 0.05), or auto (bf16 where the device does it natively: "
+        "CUDA GPUs of compute capability 8.0+, CPUs with AMX or AVX512-BF16; else fp32)",
     )
     # Each metric's own scoring options (its `MetricOption`s) are added by each command after its own
     # arguments (`metric_flags.add_scoring_flags`), so that a plug-in's option can never shadow them.

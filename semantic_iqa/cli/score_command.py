@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ..contract import check_record
@@ -22,11 +23,17 @@ if TYPE_CHECKING:
     from ..metric import Metric
 
 
-def load_metric(name: str, weights: Any, device: str, precision: str) -> Metric:
-    """`semantic_iqa.api.load_metric`, imported when a command first needs a model."""
+def load_metric(name: str, weights: Any, device: str, precision: str, compile: bool = False) -> Metric:
+    """`semantic_iqa.api.load_metric`, imported when a command first needs a model.
+
+    `--precision auto`: says on stderr what it resolved to (stdout carries only the results).
+    """
     from ..api import load_metric as load
 
-    return load(name, weights, device, precision)
+    metric = load(name, weights, device, precision, compile)
+    if precision == "auto":
+        print(f"semantic-iqa: --precision auto: {metric.precision} on {metric.device}", file=sys.stderr)
+    return metric
 
 
 def prompt_metrics() -> str:
@@ -64,7 +71,7 @@ def score_command(args: argparse.Namespace) -> int:
     info = metric_info(args.metric)
     _check_inputs(info, args.images, args.prompt)
     options = scoring_options(info, args)
-    metric = load_metric(info.name, args.weights, args.device, args.precision)
+    metric = load_metric(info.name, args.weights, args.device, args.precision, args.compile)
     roles = image_roles(info)
     if len(roles) == 1:  # one or more items: IMAGE...
         columns: list[Any] = [args.images]

@@ -26,6 +26,11 @@ from .score_command import embedding_metrics, load_metric, prompt_metrics, score
 if TYPE_CHECKING:
     from ..jobs import JobInputs
 
+COMPILE_HELP = (
+    "torch.compile the backbones: faster once warm, but each new batch size compiles first (seconds on a GPU, "
+    "minutes on a CPU, which needs a C++ compiler); for long runs"
+)
+
 
 # long: a table of argparse flags, one add_argument each; splitting it would only scatter the table
 def add_commands(commands: argparse._SubParsersAction, model_options: argparse.ArgumentParser) -> None:
@@ -43,6 +48,7 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         action="store_true",
         help="print one JSON object per scored item (JSON Lines): its inputs and every figure of the metric",
     )
+    score.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     add_scoring_flags(score)
     score.set_defaults(handler=score_command)
 
@@ -112,6 +118,7 @@ def add_commands(commands: argparse._SubParsersAction, model_options: argparse.A
         metavar="SECONDS",
         help="without a terminal: a progress line every SECONDS (default 30)",
     )
+    score_dir.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     add_scoring_flags(score_dir)
     score_dir.set_defaults(handler=score_dir_command)
 
@@ -158,7 +165,7 @@ def _score_dir(args: argparse.Namespace) -> int:
         folder = resolve_weights(args.weights, None, info)
         if folder.parent.name == "snapshots":  # a Hub snapshot: its folder name is the commit actually used
             revision = folder.name
-        metric = load_metric(info.name, folder, args.device, args.precision)
+        metric = load_metric(info.name, folder, args.device, args.precision, args.compile)
         summary = run_job(
             info,
             metric,
@@ -179,14 +186,14 @@ def _score_dir(args: argparse.Namespace) -> int:
         )
     status = _report(summary, info, args)
     if args.report:  # after the summary line: the job's results are safe before minutes of explaining
-        _write_report(info, args, summary, metric)
+        _write_report(info, args, summary, None if args.compile else metric)  # maps: an eager model
     return status
 
 
 def _write_report(info: MetricInfo, args: argparse.Namespace, summary: dict[str, Any], metric: Any) -> None:
     from ..jobs.report import write_report
 
-    if metric is None:  # the Ray engine scored on its workers: explain with a model here
+    if metric is None:  # scored on Ray's workers, or compiled: explain with an eager model here
         metric = load_metric(info.name, args.weights, args.device, args.precision)
     if args.report_worst:
         worst = "lowest" if info.higher_is_better else "highest"  # the worst, by the metric's direction
@@ -218,6 +225,7 @@ def _run_ray(info: MetricInfo, args: argparse.Namespace, options: dict[str, Any]
         overwrite=args.overwrite,
         batch_size=args.batch_size,
         precision=args.precision,
+        compile=args.compile,
         log_every_s=args.log_every,
         embeddings=args.embeddings,
     )

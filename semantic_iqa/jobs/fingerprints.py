@@ -1,5 +1,9 @@
 """The model fingerprint of a job: sha256 of what produces its scores (metric, settings, weights, precision, options).
 
+The precision is the one the backbones run in ("fp32" or "bf16"), never "auto": a job asked for
+with "auto" fingerprints as what "auto" resolved to, so it resumes with that precision named.
+Compilation (`compile`) is not part of it: it changes scores only by float rounding, as batch size does.
+
 An option given at its default is the same job as one left out: an option spelt out at the
 value of the weights' own setting fingerprints as the option not given. Which options have a
 default in the weights' settings, and where, is the metric's own declaration
@@ -62,7 +66,13 @@ def weights_fingerprint(
 def weights_fingerprints(
     folder: str | os.PathLike, *, precision: str = "fp32", options: Mapping[str, Any] | None = None
 ) -> Fingerprints:
-    """`weights_fingerprint` first, then the fingerprints older versions gave the same job (see the module)."""
+    """`weights_fingerprint` first, then the fingerprints older versions gave the same job (see the module).
+
+    `precision` is the resolved one: "auto" is refused (`InvalidOptionError`), since the same job
+    would fingerprint apart from its resolution (`semantic_iqa.resolve_precision` gives it).
+    """
+    if precision == "auto":
+        raise InvalidOptionError("fingerprint a job by its resolved precision, fp32 or bf16 (resolve_precision)")
     contents = read_folder(Path(folder))
     files = "".join(f"{e['file']}={e['sha256']}\n" for e in [*contents.head_files, *contents.backbone_files])
 

@@ -91,7 +91,7 @@ def run_job(
         columns = result_columns(info, metric_model, options)
         run = plan_run(
             info, out, fingerprints, items, resume=resume, engine="local", options=options, weights=weights,
-            revision=revision, stream=stream, started=started,
+            revision=revision, stream=stream, started=started, precision=getattr(metric_model, "precision", None),
         )  # fmt: skip
         vectors = None
         if embeddings is not None:  # opened (and checked) before the result is touched

@@ -93,7 +93,7 @@ class JobRun:
         engine: "local" or "ray" (the summary says which).
         total: items of the job.
         plan: the resume plan (`todo`, `skipped`, `keep`, the tally of the rows kept).
-        job: metric, weights, revision and options: what the sidecar and the summary record.
+        job: metric, weights, revision, options and precision: what the sidecar and the summary record.
         started: `time.perf_counter()` when the job started (its wall time is from then).
     """
 
@@ -127,6 +127,7 @@ class JobRun:
             weights=self.job["weights"],
             revision=self.job["revision"],
             options=self.job["options"],
+            precision=self.job.get("precision"),
             out=self.out,
             engine=self.engine,
             ok=tally.ok,
@@ -153,9 +154,11 @@ def plan_run(
     revision: str | None,
     stream: TextIO,
     started: float | None = None,
+    precision: str | None = None,
 ) -> JobRun:
     """Plan a job: which items to score, which rows of `out` stand (`resume.plan_job`); says so on `stream`.
 
+    `precision`: the backbone precision as resolved ("fp32" or "bf16"), recorded in the sidecar and summary.
     Raises `ResultFileError` when `resume` and `out` holds another model's rows or cannot be trusted.
     """
     out = Path(out)
@@ -169,6 +172,7 @@ def plan_run(
             file=stream,
         )
     job = {"metric": info.name, "weights": weights, "revision": revision, "options": dict(options)}
+    job["precision"] = precision
     run = JobRun(info, out, engine, len(items), plan, job)
     if started is not None:
         run.started = started

@@ -208,6 +208,7 @@ def summary(
     options: Mapping[str, Any],
     out: str | os.PathLike,
     engine: str,
+    precision: str | None = None,
     ok: int,
     failed: int,
     skipped: int,
@@ -220,13 +221,15 @@ def summary(
     """The job's summary (what `score-dir` prints and writes with `--json`).
 
     `ok` and `failed` count the whole result (rows of earlier runs included); `skipped`
-    counts the items an earlier run had done; `mean_score` is over every `ok` row.
+    counts the items an earlier run had done; `mean_score` is over every `ok` row; `precision`
+    is the backbones' as resolved ("fp32" or "bf16"; `None` where the engine did not say).
     """
     return {
         "metric": metric,
         "weights": weights,
         "revision": revision,
         "options": {k: v for k, v in options.items() if v is not None},
+        "precision": precision,
         "package_version": __version__,
         "engine": engine,
         "out": str(out),

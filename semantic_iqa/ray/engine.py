@@ -24,7 +24,7 @@ from ..jobs.results import repair_result, weights_fingerprints
 from ..registry import MetricInfo, create_metric
 from .address import check_ray_address
 from .driver import JobDriver
-from .scorer import _check_reference_cache
+from .scorer import _check_precision, _check_reference_cache
 
 
 def run_ray_job(
@@ -42,6 +42,7 @@ def run_ray_job(
     progress: bool | None = None,
     decode: str = "auto",
     precision: str = "fp32",
+    compile: bool = False,
     revision: str | None = None,
     reference_cache: int = 0,
     log_every_s: float = 30.0,
@@ -68,7 +69,9 @@ def run_ray_job(
         num_actors: at most this many scoring actors (default: see `plan_actors`).
         progress: a bar counting items (`None`: a bar on a terminal, else a line every `log_every_s`).
         decode: where images are decoded: "auto", "actor" or "stage" (see `plan_actors`).
-        precision: backbone precision in the actors, "fp32" or "bf16".
+        precision: backbone precision in the actors, "fp32" or "bf16"; "auto" is refused
+            (`InvalidOptionError`): it resolves per machine, and the actors' may differ from this one.
+        compile: `torch.compile` the frozen encoders in each actor (`Metric.compile_encoders`).
         revision: the Hub revision of `weights`.
         reference_cache: reference features kept per scoring actor, for a metric with a
             reference cache (`Metric.make_reference_cache`; 0 = off): a reference that comes
@@ -90,16 +93,14 @@ def run_ray_job(
     stream = stream or sys.stderr
     out, options = Path(out), dict(options or {})
     items = _checked_items(info, items, out, batch_size, address, resume=resume, overwrite=overwrite,
-                           embeddings=embeddings)  # fmt: skip
-    if reference_cache:
-        _check_reference_cache(info)
+                           embeddings=embeddings, precision=precision, reference_cache=reference_cache)  # fmt: skip
     folder, name, hub_revision, on_hub = _weights(info, weights, revision)
     fingerprints = weights_fingerprints(folder, precision=precision, options=options)
     with ExitStack() as files:  # closed last in, first out, however the block ends
         files.enter_context(result_lock(out))  # one writer per result file: a second run is refused
         run = plan_run(
             info, out, fingerprints, items, resume=resume, engine="ray", options=options, weights=name,
-            revision=hub_revision, stream=stream, started=started,
+            revision=hub_revision, stream=stream, started=started, precision=precision,
         )  # fmt: skip
         vectors = _embeddings(files, embeddings, info, folder, precision, items, fingerprints, run, resume, stream)
         if not run.todo:
@@ -112,7 +113,7 @@ def run_ray_job(
         scorer_args = {
             "metric": info.name, "weights": name if from_hub else str(folder), "options": options,
             "precision": precision, "revision": hub_revision if from_hub else None, "reference_cache": reference_cache,
-            "embeddings": vectors is not None,
+            "embeddings": vectors is not None, "compile": compile,
         }  # fmt: skip
         columns, transform = _columns_and_transform(info, folder, options, precision, vectors)
         driver = JobDriver(
@@ -183,8 +184,11 @@ def _checked_items(
     resume: bool,
     overwrite: bool,
     embeddings: str | os.PathLike | None = None,
+    precision: str = "fp32",
+    reference_cache: int = 0,
 ) -> list[Mapping[str, str]]:
     """The job's items (read from a manifest if one is named), after the checks that cost nothing."""
+    _check_precision(precision)  # "auto" refused before any work
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidOptionError(f"batch_size must be a positive integer, got {batch_size!r}")
     if address is not None:
@@ -202,6 +206,8 @@ def _checked_items(
         check_embeddings_output(embeddings, out, inputs, resume=resume, overwrite=overwrite)
     if not items:
         raise InvalidInputError("the job has no items")
+    if reference_cache:
+        _check_reference_cache(info)
     return items
 
 

@@ -16,6 +16,7 @@ from ..errors import InvalidOptionError
 from ..jobs.columns import batch_records, flatten_record, result_columns
 from ..jobs.items import image_columns
 from ..metric import Metric
+from ..precision import PRECISIONS
 from ..registry import MetricInfo, create_metric, default_metric, metric_info
 from ..scoring import iterate_batches
 
@@ -58,7 +59,8 @@ class PairScorer:
         weights: weights folder (readable on every node) or Hub repo id; `None` = the metric's default.
         options: the metric's scoring options (`MetricInfo.scoring_options`), by name.
         device: "auto"/None (the actor's GPU when Ray gave it one, else CPU), "cpu", "cuda".
-        precision: backbone precision, "fp32" or "bf16".
+        precision: backbone precision, "fp32" or "bf16" ("auto" is refused: it would resolve per
+            actor, and a cluster's machines may differ).
         revision: the Hub revision (tag or commit) of `weights`.
         threads: torch threads of the actor (default: Ray's, one per CPU the actor asked for).
         reference_cache: keep the features of up to this many references in the actor (metrics
@@ -67,6 +69,7 @@ class PairScorer:
         embeddings: also output each image's embedding (metrics declaring `embeddings`), from
             the scoring pass, as `<image column>__embedding` (fixed-size float32 lists; null
             for a failed row).
+        compile: `torch.compile` the frozen encoders (`Metric.compile_encoders`; compiles on the first batches).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class PairScorer:
         threads: int | None = None,
         reference_cache: int = 0,
         embeddings: bool = False,
+        compile: bool = False,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
@@ -90,8 +94,10 @@ class PairScorer:
         if reference_cache:
             _check_reference_cache(self.info)  # before the model is loaded: an option error costs nothing
         self.options = dict(options or {})
+        _check_precision(precision)
         extra = {"revision": revision} if revision else {}
-        self.model = create_metric(self.info.name, weights, device=resolve_device(device), precision=precision, **extra)
+        target, chosen = resolve_device(device), {"precision": precision, "compile": compile}
+        self.model = create_metric(self.info.name, weights, device=target, **chosen, **extra)
         self.reference_cache = self.model.make_reference_cache(reference_cache) if reference_cache else None
         if reference_cache and self.reference_cache is None:
             raise InvalidOptionError(f"{self.info.name} has no reference-feature cache")
@@ -173,6 +179,14 @@ def _check_reference_cache(info: MetricInfo) -> None:
     hook = getattr(info.metric_class(), "make_reference_cache", None)
     if hook is None or hook is Metric.make_reference_cache:
         raise InvalidOptionError(f"{info.name} has no reference-feature cache")
+
+
+def _check_precision(precision: str) -> None:
+    """`InvalidOptionError` unless `precision` is "fp32" or "bf16": "auto" resolves per machine, and on
+    Ray the actors' machines may differ from the driver's (one job's rows would mix precisions)."""
+    if precision not in PRECISIONS:
+        why = " (auto resolves per machine, and the actors may run on other hardware)" if precision == "auto" else ""
+        raise InvalidOptionError(f"precision {precision!r} on Ray{why}: name fp32 or bf16 (--precision fp32|bf16)")
 
 
 def decode_images(batch: Batch, transform: Callable[[Any], torch.Tensor], image_columns: Sequence[str]) -> dict:
