@@ -49,24 +49,33 @@ def test_flop_count_of_a_timm_vit_is_the_vit_formula() -> None:
 
 def test_the_tiny_run_derives_every_figure_from_its_measurements(tmp_path) -> None:
     out = tmp_path / "efficiency.json"
-    argv = ["--metrics", "dreamsim", "--precisions", "fp32", "--preset", "tiny", "--repeats", "1"]
+    argv = ["--metrics", "dreamsim", "--precisions", "fp32", "bf16", "--preset", "tiny", "--repeats", "1"]
     cpu_efficiency.main(
         [*argv, "--batch-sizes", "1", "2", "--sizes", "64", "128", "--matmul-repeats", "2", "--json", str(out)]
     )
     results = json.loads(out.read_text())
-    ceilings = results["matmul_gflops"]
-    best = max(*ceilings["before"]["fp32"].values(), *ceilings["after"]["fp32"].values())
-    assert results["ceiling_gflops"]["fp32"] == best
-    assert [row["batch"] for row in results["pipelines"]] == [1, 2]
+    measured = results["matmul_gflops"]
+    best = {
+        name: max(*measured["before"][name].values(), *measured["after"][name].values()) for name in ("fp32", "bf16")
+    }
+    assert results["ceiling_gflops"] == best
+    assert [(row["precision"], row["batch"]) for row in results["pipelines"]] == [
+        ("fp32", 1),
+        ("fp32", 2),
+        ("bf16", 1),
+        ("bf16", 2),
+    ]
     model = cpu_efficiency._build("dreamsim", "tiny").eval()
     expected_flops = cpu_efficiency.flops_per_item(model, "dreamsim")
     assert expected_flops > 0
     for row in results["pipelines"]:
         assert row["gflop_per_item"] == pytest.approx(expected_flops / 1e9)
         assert row["achieved_gflops"] == pytest.approx(row["items_per_s"] * row["gflop_per_item"])
-        assert row["fraction_of_ceiling"] == pytest.approx(row["achieved_gflops"] / best)
+        assert row["fraction_of_ceiling"] == pytest.approx(row["achieved_gflops"] / best[row["precision"]])
     assert results["environment"]["threads"] == torch.get_num_threads()
-    assert "| dreamsim | fp32 | 2 |" in cpu_efficiency.report(results)
+    text = cpu_efficiency.report(results)
+    assert "| dreamsim | fp32 | 2 |" in text
+    assert ("No native bf16 on this CPU" in text) is not results["environment"]["native_bf16"]
 
 
 def test_a_full_reference_item_counts_both_images() -> None:

@@ -71,6 +71,38 @@ class FrozenEncoder(nn.Module):
             ) from None
 
 
+class ImageEncoder(FrozenEncoder):
+    """A frozen image encoder: normalised pixels [B, 3, H, W] -> features [B, D] (`encode`).
+
+    On a CPU it encodes at most `cpu_tokens_per_call` tokens per call, splitting a larger
+    batch into consecutive chunks (the same rows come back, in order). Why: between its matrix
+    products a ViT keeps activations of tokens x 4 x width floats (the MLP's hidden state);
+    when one call holds many images these outgrow the CPU's caches and the elementwise work
+    (activation, residuals, copies) turns memory-bound. Measured for CLIP ViT-L/14 at 336 px
+    (577 tokens per image) on a 2-core AVX2 CPU: at 16 images per call that work took 13 % of
+    the time against 3 % at one image, and the tower ran ~20 % slower per image
+    (benchmarks/CPU_NOTES.md). GPUs are not split: a larger batch is what they want.
+    """
+
+    cpu_tokens_per_call = 2048  # CLIP ViT-L/14 at 336 px: 3 images per call; ViT-B/16 at 224: 10
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Features [B, D] of one call of the backbone (no splitting)."""
+        raise NotImplementedError
+
+    def tokens_per_image(self, pixels: torch.Tensor) -> int:
+        """How many tokens the backbone makes of one image of `pixels` (patches + prefix tokens)."""
+        raise NotImplementedError
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.device.type != "cpu":
+            return self.encode(pixels)
+        per_call = max(1, self.cpu_tokens_per_call // max(1, self.tokens_per_image(pixels)))
+        if len(pixels) <= per_call:
+            return self.encode(pixels)
+        return torch.cat([self.encode(chunk) for chunk in pixels.split(per_call)])
+
+
 _QUIET_LOCK = threading.Lock()
 _quiet_blocks = 0  # `quiet_transformers_bars` blocks open now, in any thread
 _hook_before: Any = None  # transformers' tqdm hook when the first of them opened

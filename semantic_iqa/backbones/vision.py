@@ -16,10 +16,10 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from .base import FrozenEncoder, load_transformers_checked, quiet_transformers_bars, weights_file
+from .base import ImageEncoder, load_transformers_checked, quiet_transformers_bars, weights_file
 
 
-class StructureEncoder(FrozenEncoder):
+class StructureEncoder(ImageEncoder):
     """timm DINOv3 ViT: normalised [B, 3, S, S] -> CLS feature [B, D]."""
 
     library = "timm"
@@ -29,8 +29,13 @@ class StructureEncoder(FrozenEncoder):
         self.model_args = dict(model_args or {})
         self.feature_dim = int(model.num_features)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.forward_features(pixels)[:, 0]
+
+    def tokens_per_image(self, pixels: torch.Tensor) -> int:
+        patch = getattr(getattr(self.model, "patch_embed", None), "patch_size", None) or (1, 1)
+        patches = (pixels.shape[-2] // patch[0]) * (pixels.shape[-1] // patch[1])
+        return patches + int(getattr(self.model, "num_prefix_tokens", 0))
 
     @classmethod
     def build(cls, architecture: str, **model_args: Any) -> StructureEncoder:
@@ -62,11 +67,15 @@ class TimmOutputEncoder(StructureEncoder):
         super().__init__(model, model_args)
         self.feature_dim = int(getattr(model, "num_classes", 0) or model.num_features)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixels)
 
 
-class SemanticEncoder(FrozenEncoder):
+def _clip_tokens(config: CLIPVisionConfig, height: int, width: int) -> int:
+    return (height // config.patch_size) * (width // config.patch_size) + 1  # patches and CLS
+
+
+class SemanticEncoder(ImageEncoder):
     """transformers CLIP vision tower: normalised [B, 3, S, S] -> pooled feature [B, D]."""
 
     library = "transformers"
@@ -76,11 +85,14 @@ class SemanticEncoder(FrozenEncoder):
         self.feature_dim = int(model.config.hidden_size)
         self.image_size = int(model.config.image_size)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         size = (self.image_size, self.image_size)
         if pixels.shape[-2:] != size:
             pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
         return self.model(pixel_values=pixels).pooler_output
+
+    def tokens_per_image(self, pixels: torch.Tensor) -> int:
+        return _clip_tokens(self.model.config, self.image_size, self.image_size)  # resized to its own size
 
     @classmethod
     def build(cls, **config: Any) -> SemanticEncoder:
@@ -101,7 +113,7 @@ class SemanticEncoder(FrozenEncoder):
             self.model.save_pretrained(str(folder), safe_serialization=True)
 
 
-class ProjectedCLIPEncoder(FrozenEncoder):
+class ProjectedCLIPEncoder(ImageEncoder):
     """transformers `CLIPVisionModelWithProjection`: normalised [B, 3, S, S] -> `image_embeds` [B, P].
 
     The feature is the projected CLS token, NOT L2-normalised (MST-CLIPIQA fuses it as is).
@@ -115,8 +127,11 @@ class ProjectedCLIPEncoder(FrozenEncoder):
         self.feature_dim = int(model.config.projection_dim)
         self.image_size = int(model.config.image_size)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=pixels).image_embeds
+
+    def tokens_per_image(self, pixels: torch.Tensor) -> int:
+        return _clip_tokens(self.model.config, pixels.shape[-2], pixels.shape[-1])
 
     @classmethod
     def build(cls, **vision_config: Any) -> ProjectedCLIPEncoder:
