@@ -10,8 +10,10 @@
    images/s with cached references, and peak GPU memory, per variant and batch size
    (one warm-up, median of the repetitions).
 
-Variants: fp32; bf16 backbones (fp32 head); bf16 + torch.compile of the backbones (CUDA
-only); each also with reference features cached. Without `--weights` the reference
+Variants: fp32; bf16 backbones (fp32 head); bf16 + `compile_encoders` (torch.compile of the
+backbones; on CUDA, and on the CPU with `--compile`); each also with reference features
+cached. Each variant's gate decisions are compared with the reference's: the number of pairs
+whose gate flips is reported beside the score differences. Without `--weights` the reference
 architecture is built with random weights: timings are valid, the accuracy figures are
 then only a check of the arithmetic, not of real scores.
 """
@@ -36,10 +38,10 @@ from semantic_iqa.timing import time_call
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ref.png"
 
 
-def load(weights: str | None, device: torch.device, precision: str) -> semantic_iqa.DSSSQA:
+def load(weights: str | None, device: torch.device, precision: str, preset: str = "full") -> semantic_iqa.DSSSQA:
     if weights:
         return semantic_iqa.DSSSQA.from_pretrained(weights, device=device, precision=precision)
-    return build_random_model("full").to(device).set_precision(precision).eval()
+    return build_random_model(preset).to(device).set_precision(precision).eval()
 
 
 def accuracy_pairs(count: int) -> tuple[list[Image.Image], list[Image.Image]]:
@@ -79,43 +81,50 @@ def time_variant(model, cache, device, batch: int, repeats: int) -> dict:
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--weights", help="weights folder or repo id (default: random reference architecture)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64, 128, 256])
     parser.add_argument("--pairs", type=int, default=256, help="pairs for the accuracy check")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--preset", default="full", choices=("full", "tiny"), help="random architecture size")
+    parser.add_argument("--compile", action="store_true", help="also bf16 + compile on the CPU (minutes of warm-up)")
     parser.add_argument("--json", type=Path, help="write every figure here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = resolve_device(args.device)
     torch.manual_seed(0)
 
     refs, dists = accuracy_pairs(args.pairs)
     ref_padded, dist_padded = padded(refs), padded(dists)
-    reference = load(args.weights, torch.device("cpu"), "fp32")
+    reference = load(args.weights, torch.device("cpu"), "fp32", args.preset)
     with torch.inference_mode():
-        expected = reference.score_padded(ref_padded, dist_padded).score
+        expected_output = reference.score_padded(ref_padded, dist_padded)
+    expected, expected_gated = expected_output.score, expected_output.gated
     del reference
 
     variants = [("fp32", "fp32", False), ("bf16", "bf16", False)]
-    if device.type == "cuda":
+    if device.type == "cuda" or args.compile:
         variants.append(("bf16 + compile", "bf16", True))
     results = {"device": f"{device} ({describe_device(device)})", "torch": torch.__version__, "variants": {}}
     for name, precision, compiled in variants:
-        model = load(args.weights, device, precision)
+        model = load(args.weights, device, precision, args.preset)
         if compiled:
-            model.structure.model = torch.compile(model.structure.model)
-            model.semantic.model = torch.compile(model.semantic.model)
+            model.compile_encoders()
         with torch.inference_mode():
-            scores = torch.cat(
-                [
-                    model.score_padded(ref_padded[i : i + 32], dist_padded[i : i + 32]).score.float().cpu()
-                    for i in range(0, args.pairs, 32)
-                ]
-            )
+            outputs = [
+                model.score_padded(ref_padded[i : i + 32], dist_padded[i : i + 32]) for i in range(0, args.pairs, 32)
+            ]
+        scores = torch.cat([output.score.float().cpu() for output in outputs])
+        gated = torch.cat([output.gated.cpu() for output in outputs])
         difference = (scores - expected).abs()
-        entry = {"max_abs_diff": float(difference.max()), "mean_abs_diff": float(difference.mean()), "speed": []}
+        entry = {
+            "max_abs_diff": float(difference.max()),
+            "mean_abs_diff": float(difference.mean()),
+            "gate_flips": int((gated != expected_gated).sum()),
+            "gated_in_reference": int(expected_gated.sum()),
+            "speed": [],
+        }
         for cached in (False, True):
             cache = ReferenceCache(model) if cached else None
             for batch in args.batch_sizes:
@@ -124,7 +133,10 @@ def main() -> None:
                 )
         results["variants"][name] = entry
         del model
-        print(f"{name}: max |diff| {entry['max_abs_diff']:.5f}, mean {entry['mean_abs_diff']:.5f}")
+        print(
+            f"{name}: max |diff| {entry['max_abs_diff']:.5f}, mean {entry['mean_abs_diff']:.5f}, "
+            f"gate flips {entry['gate_flips']} of {args.pairs} pairs ({entry['gated_in_reference']} gated in fp32)"
+        )
         for row in entry["speed"]:
             memory = f", peak {row['peak_gpu_mib']:.0f} MiB" if "peak_gpu_mib" in row else ""
             label = "dist images/s (cached refs)" if row["cached_references"] else "pairs/s"
