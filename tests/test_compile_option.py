@@ -66,6 +66,19 @@ def test_compile_encoders_is_in_place_and_refuses_bad_setups(tiny_dir, tmp_path)
     assert all(model.frozen_encoders()[role] is encoder for role, encoder in encoders.items())
 
 
+def test_check_compile_names_the_modes_and_the_remedy_and_checks_the_cpu_only(tmp_path):
+    modes = "None, default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs"
+    with pytest.raises(InvalidOptionError, match=f"^unknown torch.compile mode 'fastest'; choose one of {modes}$"):
+        check_compile("fastest", torch.device("cpu"))
+    remedy = r"install one \(e\.g\. apt install g\+\+\) or score without compile$"
+    with no_compiler(tmp_path):
+        with pytest.raises(
+            InvalidOptionError, match=r"^compile: torch\.compile \(inductor\) needs a C\+\+ .*" + remedy
+        ):
+            check_compile(None, torch.device("cpu"))
+        check_compile("max-autotune", torch.device("cuda"))  # a GPU's kernels are Triton's: no C++ compiler
+
+
 def test_compile_reaches_the_model_from_the_command_line_and_the_api(tiny_dir, tmp_path, capsys):
     ref, dist = (str(Path(__file__).parents[1] / "examples" / name) for name in ("ref.png", "dist.png"))
     weights = ["--weights", str(tiny_dir), "--device", "cpu"]

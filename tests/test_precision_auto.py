@@ -8,6 +8,8 @@ on the CPU is taken through `$SEMANTIC_IQA_NATIVE_BF16=1`, the documented overri
 from __future__ import annotations
 
 import json
+import platform
+import re
 from pathlib import Path
 
 import pytest
@@ -53,8 +55,28 @@ def test_auto_resolves_on_the_cpu_by_its_native_bf16_either_way(native_bf16, mon
     for given in ("fp32", "bf16"):  # named precisions pass through, whatever the CPU
         assert resolve_precision(given, "cpu") == given
     native_bf16("yes")
-    with pytest.raises(InvalidOptionError, match=f"{NATIVE_BF16_ENV}='yes'.*1.*0"):
+    with pytest.raises(
+        InvalidOptionError, match=f"^{NATIVE_BF16_ENV}='yes': set it to 1 .*0 .*unset it .*probe the CPU$"
+    ):
         resolve_precision("auto", "cpu")
+
+
+def test_auto_resolves_on_the_device_it_is_given(native_bf16):
+    native_bf16("1")
+    with pytest.raises(InvalidOptionError, match="unsupported device 'meta'"):
+        resolve_precision("auto", "meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidOptionError, match="CUDA is not available"):
+            resolve_precision("auto", "cuda")
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file() or platform.machine() != "x86_64", reason="x86 Linux only")
+def test_the_flags_read_from_proc_cpuinfo_are_this_cpu_s():
+    flags = _cpuinfo_flags()
+    assert {"fpu", "sse2"} <= flags, "every x86-64 CPU has these"
+    assert all(re.fullmatch(r"\w+", flag) for flag in flags), "flag names only, not the line's label or colon"
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):  # torch's own reading of the CPU
+        assert "avx2" in flags
 
 
 def test_the_flags_that_mean_native_bf16():
@@ -69,6 +91,12 @@ def test_auto_on_a_gpu_is_bf16_from_ampere_on(native_bf16):
     native_bf16("0")  # the CPU override does not reach the GPU
     expected = "bf16" if torch.cuda.get_device_capability(0)[0] >= 8 else "fp32"
     assert resolve_precision("auto", "cuda:0") == expected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_set_precision_auto_follows_a_cpu_metric_on_a_gpu_machine(tiny_dir, native_bf16):
+    native_bf16("0")  # this CPU: no native bf16, whatever the GPU beside it does
+    assert DSSSQA.from_pretrained(tiny_dir, device="cpu").set_precision("auto").precision == "fp32"
 
 
 @pytest.mark.parametrize("bad", ["fp16", "AUTO", "", None, torch.bfloat16])

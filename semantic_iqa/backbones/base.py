@@ -91,13 +91,15 @@ class ImageEncoder(FrozenEncoder):
         raise NotImplementedError
 
     def tokens_per_image(self, pixels: torch.Tensor) -> int:
-        """How many tokens the backbone makes of one image of `pixels` (patches + prefix tokens)."""
+        """How many tokens the backbone makes of one image of `pixels` (patches + prefix tokens); 0 for
+        a model that has no tokens (a CNN), which is never split."""
         raise NotImplementedError
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        if pixels.device.type != "cpu":
+        tokens = self.tokens_per_image(pixels) if pixels.device.type == "cpu" else 0
+        if tokens <= 0:  # a GPU, or a model without tokens: one call
             return self.encode(pixels)
-        per_call = max(1, self.cpu_tokens_per_call // max(1, self.tokens_per_image(pixels)))
+        per_call = max(1, self.cpu_tokens_per_call // tokens)
         if len(pixels) <= per_call:
             return self.encode(pixels)
         return torch.cat([self.encode(chunk) for chunk in pixels.split(per_call)])

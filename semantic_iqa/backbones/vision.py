@@ -33,7 +33,9 @@ class StructureEncoder(ImageEncoder):
         return self.model.forward_features(pixels)[:, 0]
 
     def tokens_per_image(self, pixels: torch.Tensor) -> int:
-        patch = getattr(getattr(self.model, "patch_embed", None), "patch_size", None) or (1, 1)
+        patch = getattr(getattr(self.model, "patch_embed", None), "patch_size", None)
+        if patch is None:  # not a transformer of patches (a CNN): 0, never split
+            return 0
         patches = (pixels.shape[-2] // patch[0]) * (pixels.shape[-1] // patch[1])
         return patches + int(getattr(self.model, "num_prefix_tokens", 0))
 
